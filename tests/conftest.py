@@ -1,0 +1,40 @@
+"""Shared fixtures: paths to the shared data, and ONE real vLLM engine per test session
+(the embedded SmolLM2-135M-Instruct on the CPU build here), used by every `engine` test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+BENCH_DIR = SHARED_DATA / "benchmarks"
+PANTHEON = SHARED_DATA / "people" / "pantheon_1_0.tsv"
+
+
+@pytest.fixture(scope="session")
+def bench_dir() -> Path:
+    if not BENCH_DIR.is_dir():
+        pytest.skip(f"shared benchmark data not found at {BENCH_DIR}")
+    return BENCH_DIR
+
+
+@pytest.fixture(scope="session")
+def pantheon_path() -> Path:
+    if not PANTHEON.is_file():
+        pytest.skip(f"Pantheon source not found at {PANTHEON}")
+    return PANTHEON
+
+
+@pytest.fixture(scope="session")
+def real_engine():
+    """The real engine with the embedded model, built once for the whole session."""
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    from prefixopt.config import EngineConfig
+    from prefixopt.engine import build_engine
+
+    return build_engine(EngineConfig(max_model_len=2048))
