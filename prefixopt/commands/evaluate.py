@@ -2,18 +2,143 @@
 
 from __future__ import annotations
 
-import typer
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
 
-from prefixopt.commands.common import not_built
+import typer
+from rich.table import Table
+
+from prefixopt.commands.common import err_console, fail, out_console, print_json
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def _p(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.3g}" if x >= 0.001 else f"{x:.1e}"
+
+
+def eval_table(result) -> Table:
+    table = Table(title=f"{result.benchmark} {result.split}: {result.summary['n'][0]} questions "
+                  "(accuracy and differences in points; p: exact McNemar vs none; p_holm: Holm)")
+    for col in ("prefix", "kind", "accuracy", "95% CI", "diff vs none", "95% CI", "p",
+                "p_holm", "significant"):
+        table.add_column(col, justify="left" if col in ("prefix", "kind") else "right")
+    for r in result.summary.iter_rows(named=True):
+        none = r["prefix_kind"] == "none"
+        table.add_row(
+            r["prefix"][:48], r["prefix_kind"], _pct(r["accuracy"]),
+            f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
+            "" if none else _pct(r["diff_vs_none"], True),
+            "" if none else f"[{_pct(r['diff_low'], True)}, {_pct(r['diff_high'], True)}]",
+            "" if none else _p(r["p_value"]), "" if none else _p(r["p_holm"]),
+            "" if none else ("[bold green]yes[/]" if r["significant"] else "no"),
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
-    def eval_() -> None:
+    def eval_(
+        run: Annotated[Optional[Path], typer.Argument(help="Run directory (omit with --people "
+                                                      "or --only-baseline and --benchmark).")] = None,
+        benchmark: Annotated[Optional[str], typer.Option(help="Benchmark (default: the run's).")] = None,
+        eval_split: Annotated[Optional[str], typer.Option(help="Held-out split, HF syntax "
+                                                          "(default: the benchmark's eval split).")] = None,
+        num_questions: Annotated[Optional[int], typer.Option(help="Evaluate N questions drawn "
+                                                             "with --seed (default: all).")] = None,
+        top_k: Annotated[int, typer.Option(help="Learned people: the top-k by final probability.")] = 5,
+        num_random: Annotated[int, typer.Option(help="Random people drawn uniformly from the pool.")] = 5,
+        prompt: Annotated[Optional[list[str]], typer.Option(help="Extra hand-written system "
+                                                            "prompt (repeatable).")] = None,
+        people: Annotated[Optional[list[str]], typer.Option("--people", help="Evaluate this named "
+                                                            "person (repeatable; no run needed).")] = None,
+        people_file: Annotated[Optional[str], typer.Option(help="People CSV without a run "
+                                                           "(default: notable_people_10k.csv).")] = None,
+        handwritten: Annotated[bool, typer.Option(help="Include the hand-written prompts.")] = True,
+        only_baseline: Annotated[bool, typer.Option(help="Score the no-prefix baseline only "
+                                                    "(speed check against the harness).")] = False,
+        allow_overlap: Annotated[bool, typer.Option(help="Evaluate even if the split overlaps "
+                                                    "the run's training questions.")] = False,
+        bootstrap_samples: Annotated[int, typer.Option(help="Paired-bootstrap resamples.")] = 10_000,
+        seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, "
+                                          "bootstrap.")] = 0,
+        engine: Annotated[str, typer.Option(help="vllm, or synthetic for a `simulate` run.")] = "vllm",
+        model: Annotated[Optional[str], typer.Option(help="Model (default: the run's).")] = None,
+        scoring: Annotated[Optional[str], typer.Option(help="letter | cloze | generate "
+                                                       "(default: the run's).")] = None,
+        data_dir: Annotated[Optional[str], typer.Option(help="Benchmark data directory.")] = None,
+        output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = "runs",
+        run_name: Annotated[Optional[str], typer.Option(help="Directory name for an eval "
+                                                        "without a run.")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
+    ) -> None:
         """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
-        not_built("eval")
+        from prefixopt import evaluate as ev
+        from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
+
+        if engine not in ("vllm", "synthetic"):
+            fail(f"--engine must be vllm or synthetic (got {engine!r})")
+        if num_questions is not None and num_questions < 1:
+            fail(f"--num-questions must be >= 1 (got {num_questions})")
+        if top_k < 0 or num_random < 0:
+            fail("--top-k and --num-random must be >= 0")
+        if run is None and benchmark is None:
+            fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
+        options = dict(eval_split=eval_split, num_questions=num_questions, top_k=top_k,
+                       num_random=num_random, prompts=tuple(prompt or ()),
+                       people_names=tuple(people or ()), handwritten=handwritten,
+                       allow_overlap=allow_overlap, bootstrap_samples=bootstrap_samples,
+                       seed=seed, engine_kind=engine, output_dir=output_dir, run_name=run_name)
+        if only_baseline:
+            options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
+        if run is not None:
+            cfg = ev.config_for_run(run, **options)
+        else:
+            options.update(top_k=0)  # no run: no learned people
+            cfg = EvalConfig(engine=EngineConfig(), task=TaskConfig(benchmark=benchmark), **options)
+        task = {k: v for k, v in dict(benchmark=benchmark, scoring=scoring,
+                                      data_dir=data_dir).items() if v is not None}
+        cfg = replace(cfg, task=replace(cfg.task, **task), people=people_file or cfg.people)
+        if model is not None:
+            cfg = replace(cfg, engine=replace(cfg.engine, model=model))
+
+        with err_console.status("evaluating (engine start, then one batched call)..."):
+            result = ev.run(cfg, run)
+        out_console.print(eval_table(result))
+        for c in result.contrasts:
+            out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
+                              f"[{_pct(c.low, True)}, {_pct(c.high, True)}]"
+                              + (" (excludes 0)" if c.excludes_zero else " (includes 0)"))
+        t = result.timings
+        err_console.print(
+            f"wrote {result.run_dir}/eval/{result.name}.parquet (+ _summary); "
+            + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), highlight=False)
+        if json_out:
+            print_json(ev.result_json(result))
 
     @app.command()
-    def report() -> None:
+    def report(
+        runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+        out: Annotated[Optional[Path], typer.Option(help="Output directory (default: "
+                                                    "RUN/report/ for one run).")] = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
+    ) -> None:
         """Figures and a summary page for one or several runs."""
-        not_built("report")
+        from prefixopt import report as rp
+
+        if len(runs) > 1 and out is None:
+            fail("several runs: give --out DIR for the comparison report")
+        result = rp.build_report(runs, out)
+        err_console.print(f"report: {result['report_md']}", highlight=False)
+        for fig in result["figures"]:
+            err_console.print(f"  figure: {fig}", highlight=False)
+        if json_out:
+            print_json(result)

@@ -1,0 +1,108 @@
+"""Polars queries over a run's tables: LazyFrame in, LazyFrame out, no printing, no reading
+(tables come from runs.scan; the caller collects at the edge). Used by evaluate.py (training
+rewards of learned people) and report.py (curves, top people, mass by field/era, eval tables).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def training_curve(iterations: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per iteration: reward mean/std band, baseline, entropy, top-person probability."""
+    return iterations.select(
+        "iteration", "mean_reward", "std_reward", "baseline", "entropy", "top_person_id",
+        "top_prob",
+        lo=pl.col("mean_reward") - pl.col("std_reward"),
+        hi=pl.col("mean_reward") + pl.col("std_reward"),
+    ).sort("iteration")
+
+
+def person_train_rewards(samples: pl.LazyFrame) -> pl.LazyFrame:
+    """Per sampled person: how often it was sampled and its mean training reward."""
+    return (
+        samples.group_by("person_id")
+        .agg(
+            pl.col("name").first(), pl.col("field").first(), pl.col("era").first(),
+            times_sampled=pl.len().cast(pl.Int64),
+            train_reward=pl.col("reward").mean(),
+        )
+        .sort("person_id")
+    )
+
+
+def people_probs(people_frame: pl.DataFrame | pl.LazyFrame, probs: np.ndarray) -> pl.LazyFrame:
+    """The people table with the policy's final probability per row (row-aligned)."""
+    return people_frame.lazy().select("person_id", "name", "field", "era").with_columns(
+        prob=pl.Series(np.asarray(probs, dtype=float)))
+
+
+def top_people(people_probs_lf: pl.LazyFrame, n: int = 20) -> pl.LazyFrame:
+    return people_probs_lf.sort(["prob", "person_id"], descending=[True, False]).head(n)
+
+
+def mass_by(people_probs_lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """Probability mass per field/era against that group's share of the pool; ratio > 1 is
+    over-representation (the 'does the distribution cluster by field' answer)."""
+    return (
+        people_probs_lf.group_by(column)
+        .agg(people=pl.len(), mass=pl.col("prob").sum())
+        .with_columns(pool_share=pl.col("people") / pl.col("people").sum())
+        .with_columns(ratio=pl.col("mass") / pl.col("pool_share"))
+        .sort(["mass", column], descending=[True, False])
+    )
+
+
+def eval_prefixes(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per prefix of an eval table, in evaluation order."""
+    return (
+        rows.group_by("prefix_index")
+        .agg(pl.col("prefix_kind").first(), pl.col("prefix").first(),
+             pl.col("person_id").first(), questions=pl.len())
+        .sort("prefix_index")
+    )
+
+
+def eval_long(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """prefix_index, question_id, correct sorted so that a reshape gives the (P, Q) matrix."""
+    return rows.select("prefix_index", "question_id", "correct").sort(
+        ["prefix_index", "question_id"])
+
+
+def eval_accuracy(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Accuracy per prefix straight from the rows (a cross-check of the summary table)."""
+    return (
+        rows.group_by("prefix_index", "prefix_kind", "prefix")
+        .agg(n=pl.len(), correct=pl.col("correct").sum(), accuracy=pl.col("correct").mean(),
+             parsed_rate=pl.col("parsed").mean())
+        .sort("prefix_index")
+    )
+
+
+def kind_accuracy(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Mean accuracy per prefix kind (learned, none, random, handwritten, named)."""
+    return (
+        rows.group_by("prefix_kind")
+        .agg(prefixes=pl.col("prefix_index").n_unique(), accuracy=pl.col("correct").mean())
+        .sort("prefix_kind")
+    )
+
+
+def field_mass_side_by_side(masses: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """field x run table of probability mass, from mass_by(..., 'field') per run label."""
+    frames = [lf.select("field", pl.col("mass").alias(label)) for label, lf in masses.items()]
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.join(f, on="field", how="full", coalesce=True)
+    return out.fill_null(0.0).sort("field")
+
+
+def aligned_probs(a: pl.LazyFrame, b: pl.LazyFrame) -> pl.LazyFrame:
+    """Two runs' people_probs joined on person_id (a person missing from one run has 0)."""
+    return (
+        a.select("person_id", prob_a="prob")
+        .join(b.select("person_id", prob_b="prob"), on="person_id", how="full", coalesce=True)
+        .fill_null(0.0)
+        .sort("person_id")
+    )

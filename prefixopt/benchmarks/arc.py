@@ -1,0 +1,52 @@
+"""ARC-Easy and ARC-Challenge (allenai/ai2_arc). Reads both the AI2 release layout
+(`question.stem`, `question.choices[{text,label}]`, local files) and the flattened hub layout
+(`question`, `choices{text,label}`). Numeric labels 1-5 are mapped to letters A-E, and the
+gold answerKey the same way. question_id = "<benchmark>/<AI2 id>" (unique across splits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefixopt.benchmarks.splits import parse_each
+from prefixopt.records import Question
+
+HUB = {
+    "arc_easy": ("allenai/ai2_arc", "ARC-Easy"),
+    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge"),
+}
+SPLITS = ("train", "validation", "test")
+LETTERS = "ABCDEFGHIJ"
+
+
+def to_letter(label: str) -> str:
+    """'1'..'5' -> 'A'..'E'; letters pass through."""
+    label = str(label).strip()
+    return LETTERS[int(label) - 1] if label.isdigit() else label
+
+
+def parse_rows(
+    rows: list[dict[str, Any]], split: str, benchmark: str, where: str
+) -> list[Question]:
+    def parse(row: dict[str, Any], index: int) -> Question:
+        if isinstance(row["question"], dict):  # AI2 release layout
+            text = row["question"]["stem"]
+            texts = [c["text"] for c in row["question"]["choices"]]
+            raw = [c["label"] for c in row["question"]["choices"]]
+        else:  # hub layout
+            text = row["question"]
+            texts, raw = list(row["choices"]["text"]), list(row["choices"]["label"])
+        labels = tuple(to_letter(x) for x in raw)
+        gold = to_letter(row["answerKey"])
+        if gold not in labels:
+            raise ValueError(f"answerKey {row['answerKey']!r} is not one of the labels {raw}")
+        return Question(
+            question_id=f"{benchmark}/{row['id']}",
+            benchmark=benchmark,
+            text=text,
+            choices=tuple(texts),
+            labels=labels,
+            gold=gold,
+        )
+
+    return parse_each(rows, parse, where)

@@ -1,0 +1,389 @@
+"""The people table: build `notable_people_10k.csv` from Pantheon 1.0, load and validate it.
+
+Build: the 10,000 highest-HPI people with a known birth year ("530s" -> 530, "1237?" ->
+1237, "Unknown" dropped), one person per name (the higher-HPI one; ties by en_curid),
+field from prefixopt.fields, era from the birth year. person_id = HPI rank 0..N-1 in the
+built file (en_curid is kept as a column for provenance). Same source -> same bytes.
+Load: any CSV with at least name, field, era; each problem is one line naming file and row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from prefixopt.errors import PrefixoptError
+from prefixopt.fields import ERAS, FIELDS, OCCUPATION_FIELD, era_of
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PEOPLE_PATH = REPO_ROOT / "notable_people_10k.csv"
+DEFAULT_PANTHEON_PATH = REPO_ROOT.parent / "shared" / "data" / "people" / "pantheon_1_0.tsv"
+NUM_PEOPLE = 10_000
+
+COLUMNS = ("person_id", "name", "field", "era", "birth_year", "hpi")
+EXTRA_COLUMNS = ("occupation", "country", "gender", "numlangs", "en_curid")
+REQUIRED = ("name", "field", "era")  # person_id defaults to the row index, the rest to null
+_PANTHEON_NEEDS = ("en_curid", "name", "birthyear", "occupation", "HPI")
+_YEAR_RE = re.compile(r"^\s*(-?\d+)")  # leading integer: "530s" -> 530, "1237?" -> 1237
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def parse_birth_year(raw: str) -> int | None:
+    """Pantheon birthyear -> int (negative = BCE), None when unknown."""
+    m = _YEAR_RE.match(raw or "")
+    return int(m.group(1)) if m else None
+
+
+def build_people(source: str | Path = DEFAULT_PANTHEON_PATH, n: int = NUM_PEOPLE) -> str:
+    """The people CSV text built from a Pantheon 1.0 TSV (deterministic, LF line ends)."""
+    source = Path(source)
+    if not source.is_file():
+        raise PrefixoptError(
+            f"Pantheon source {source} not found; pass --people-source PATH to pantheon_1_0.tsv"
+        )
+    text = _decode(source.read_bytes(), source)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(reader, None) or []
+    missing = [c for c in _PANTHEON_NEEDS if c not in header]
+    if missing:
+        raise PrefixoptError(
+            f"{source}: missing column(s) {', '.join(missing)}; is this Pantheon 1.0's TSV?"
+        )
+    col = {name: i for i, name in enumerate(header)}
+    candidates = []  # (-hpi, en_curid, row) for sorting: highest HPI first, ties by id
+    for lineno, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            raise PrefixoptError(
+                f"{source}: line {lineno} has {len(row)} fields, not {len(header)}"
+            )
+        year = parse_birth_year(row[col["birthyear"]])
+        if year is None:
+            continue
+        occupation = row[col["occupation"]].strip().upper()
+        if occupation not in OCCUPATION_FIELD:
+            raise PrefixoptError(
+                f"{source}: line {lineno}: occupation {occupation!r} has no field in "
+                "prefixopt/fields.py; add it to FIELD_OCCUPATIONS"
+            )
+        hpi = float(row[col["HPI"]])
+        candidates.append((-hpi, int(row[col["en_curid"]]), year, row))
+    candidates.sort(key=lambda c: (c[0], c[1]))
+
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS + EXTRA_COLUMNS)
+    seen: set[str] = set()
+    for _, curid, year, row in candidates:
+        name = row[col["name"]].strip()
+        if not name or name in seen:  # a duplicate name keeps its higher-HPI holder
+            continue
+        seen.add(name)
+        occupation = row[col["occupation"]].strip().upper()
+        writer.writerow(
+            [
+                len(seen) - 1,  # person_id = rank
+                name,
+                OCCUPATION_FIELD[occupation],
+                era_of(year),
+                year,
+                row[col["HPI"]].strip(),  # source text, so the bytes never depend on float repr
+                occupation,
+                _get(row, col, "countryName"),
+                _get(row, col, "gender"),
+                _get(row, col, "numlangs"),
+                curid,
+            ]
+        )
+        if len(seen) == n:
+            break
+    if len(seen) < n:
+        raise PrefixoptError(
+            f"{source}: only {len(seen)} people with a known birth year and a unique name, "
+            f"fewer than the {n} asked"
+        )
+    return out.getvalue()
+
+
+def _get(row: list[str], col: dict[str, int], name: str) -> str:
+    return row[col[name]].strip() if name in col else ""
+
+
+def write_people(
+    out: str | Path = DEFAULT_PEOPLE_PATH,
+    source: str | Path = DEFAULT_PANTHEON_PATH,
+    *,
+    force: bool = False,
+) -> tuple[Path, bool]:
+    """Build and write the people CSV atomically. Returns (path, written): an existing file
+    with the same bytes is left alone; a different one needs force=True."""
+    out = Path(out)
+    text = build_people(source)
+    data = text.encode("utf-8")
+    if out.is_file():
+        if out.read_bytes() == data:
+            return out, False
+        if not force:
+            raise PrefixoptError(
+                f"{out} exists and differs from a fresh build of {source}; "
+                "pass --force to overwrite it or --out PATH to write elsewhere"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out, True
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass(frozen=True, eq=False)
+class People:
+    """A validated people table. Row i of every array is the same person; sampling works on
+    row indices 0..N-1 and tables record person_id."""
+
+    frame: pl.DataFrame  # person_id, name, field, era, birth_year, hpi, extras...
+    person_id: np.ndarray  # (N,) int64
+    names: list[str]
+    fields: list[str]  # distinct fields, canonical order (prefixopt.fields.FIELDS first)
+    field_index: np.ndarray  # (N,) int64 into fields
+    eras: list[str]  # distinct eras, chronological
+    era_index: np.ndarray  # (N,) int64 into eras
+    fingerprint: str  # sha256 of the file's bytes
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def row_of(self, person_id: int) -> int:
+        """Row index of a person_id (ValueError if absent)."""
+        rows = np.flatnonzero(self.person_id == person_id)
+        if rows.size == 0:
+            raise ValueError(f"person_id {person_id} is not in {self.path}")
+        return int(rows[0])
+
+
+def load_people(
+    path: str | Path | None = None,
+    *,
+    exclude_fields: tuple[str, ...] | list[str] = (),
+    exclude_occupations: tuple[str, ...] | list[str] = (),
+    min_rows: int = 1,
+) -> People:
+    """Load and validate a people CSV (default: notable_people_10k.csv at the repo root).
+
+    Needs columns name, field, era; person_id (default: row index), birth_year, hpi and
+    occupation are optional. Bad input raises PrefixoptError naming the file and row.
+    """
+    path = Path(path) if path is not None else DEFAULT_PEOPLE_PATH
+    if not path.is_file():
+        hint = "run: prefixopt setup" if path == DEFAULT_PEOPLE_PATH else "check --people"
+        raise PrefixoptError(f"people file {path} not found; {hint}")
+    raw = path.read_bytes()
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    text = _decode(raw, path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader, [])]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise PrefixoptError(
+            f"{path}: missing column(s) {', '.join(missing)} in the header; a people CSV needs "
+            f"{', '.join(REQUIRED)} (optional: person_id, birth_year, hpi, occupation)"
+        )
+    dupe_cols = sorted({h for h in header if header.count(h) > 1})
+    if dupe_cols:
+        raise PrefixoptError(f"{path}: column(s) {', '.join(dupe_cols)} appear more than once")
+    records = _validate_rows(reader, header, path)
+    if not records:
+        raise PrefixoptError(f"{path}: no people rows after the header")
+    frame = _to_frame(records, header)
+    frame = _exclude(frame, path, exclude_fields, exclude_occupations)
+    if frame.height < min_rows:
+        raise PrefixoptError(
+            f"{path}: {frame.height} people after exclusions, fewer than the {min_rows} asked; "
+            "use a larger table or exclude less"
+        )
+    return _people(frame, fingerprint, str(path))
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PrefixoptError(
+            f"{path}: row {line - 1} (line {line}) is not valid UTF-8 "
+            f"(byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8"
+        ) from None
+
+
+def _validate_rows(reader, header: list[str], path: Path) -> list[list[str]]:
+    col = {h: i for i, h in enumerate(header)}
+    records: list[list[str]] = []
+    first_row_of: dict[str, int] = {}
+    ids: dict[int, int] = {}
+    for rowno, row in enumerate(reader, start=1):
+        if not row or all(not c.strip() for c in row):
+            continue  # blank line
+        where = f"{path}: row {rowno} (line {reader.line_num})"
+        if len(row) != len(header):
+            raise PrefixoptError(f"{where} has {len(row)} fields, the header has {len(header)}")
+        row = [c.strip() for c in row]
+        for name in REQUIRED:
+            if not row[col[name]]:
+                raise PrefixoptError(f"{where}: empty {name}; every person needs one")
+        name = row[col["name"]]
+        if name in first_row_of:
+            raise PrefixoptError(
+                f"{where}: duplicate name {name!r} (also row {first_row_of[name]}); "
+                "names must be unique"
+            )
+        first_row_of[name] = rowno
+        for key, kind in (("person_id", int), ("birth_year", int), ("hpi", float)):
+            if key in col and (row[col[key]] or key == "person_id"):
+                try:
+                    kind(row[col[key]])
+                except ValueError:
+                    raise PrefixoptError(
+                        f"{where}: {key} {row[col[key]]!r} is not a number"
+                    ) from None
+        if "person_id" in col:
+            pid = int(row[col["person_id"]])
+            if pid < 0 or pid in ids:
+                why = "negative" if pid < 0 else f"a duplicate (also row {ids.get(pid)})"
+                raise PrefixoptError(f"{where}: person_id {pid} is {why}; ids must be unique >= 0")
+            ids[pid] = rowno
+        records.append(row)
+    return records
+
+
+def _to_frame(records: list[list[str]], header: list[str]) -> pl.DataFrame:
+    columns = {h: [r[i] for r in records] for i, h in enumerate(header)}
+    n = len(records)
+    frame = pl.DataFrame(columns, schema={h: pl.Utf8 for h in header})
+    casts = [
+        (pl.col("person_id").cast(pl.Int64) if "person_id" in header
+         else pl.Series("person_id", np.arange(n, dtype=np.int64))),
+        _num("birth_year", pl.Int64, header),
+        _num("hpi", pl.Float64, header),
+    ]  # fmt: skip
+    frame = frame.with_columns(casts)
+    for extra in ("numlangs", "en_curid"):
+        if extra in header:
+            frame = frame.with_columns(pl.col(extra).cast(pl.Int64, strict=False))
+    front = list(COLUMNS)
+    return frame.select(front + [c for c in frame.columns if c not in front])
+
+
+def _num(name: str, dtype: pl.DataType, header: list[str]) -> pl.Expr:
+    if name not in header:
+        return pl.lit(None, dtype=dtype).alias(name)
+    return pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).cast(dtype).alias(name)
+
+
+def _exclude(
+    frame: pl.DataFrame, path: Path, fields: tuple[str, ...] | list[str], occupations
+) -> pl.DataFrame:
+    """Drop people by field or occupation (case-insensitive); unknown names are an error.
+    Valid names are those of the whole file, so excluding a field and one of its
+    occupations together is fine."""
+    original = frame
+    for column, wanted, flag in (
+        ("field", fields, "--exclude-field"),
+        ("occupation", occupations, "--exclude-occupation"),
+    ):
+        if not wanted:
+            continue
+        if column not in frame.columns:
+            raise PrefixoptError(f"{path} has no {column} column, so {flag} cannot apply")
+        valid = sorted(set(original[column].to_list()))
+        by_fold = {v.casefold(): v for v in valid}
+        unknown = [w for w in wanted if w.strip().casefold() not in by_fold]
+        if unknown:
+            raise PrefixoptError(
+                f"{flag}: unknown {column}(s) {', '.join(map(repr, unknown))}; "
+                f"valid: {', '.join(valid)}"
+            )
+        drop = [by_fold[w.strip().casefold()] for w in wanted]
+        frame = frame.filter(~pl.col(column).is_in(drop))
+    return frame
+
+
+def _ordered(values: list[str], canonical: tuple[str, ...]) -> list[str]:
+    present = set(values)
+    return [v for v in canonical if v in present] + sorted(present - set(canonical))
+
+
+def _people(frame: pl.DataFrame, fingerprint: str, path: str) -> People:
+    names = frame["name"].to_list()
+    field_col, era_col = frame["field"].to_list(), frame["era"].to_list()
+    fields, eras = _ordered(field_col, FIELDS), _ordered(era_col, ERAS)
+    f_pos, e_pos = {f: i for i, f in enumerate(fields)}, {e: i for i, e in enumerate(eras)}
+    return People(
+        frame=frame,
+        person_id=frame["person_id"].to_numpy().astype(np.int64),  # (N,)
+        names=names,
+        fields=fields,
+        field_index=np.array([f_pos[f] for f in field_col], dtype=np.int64),  # (N,)
+        eras=eras,
+        era_index=np.array([e_pos[e] for e in era_col], dtype=np.int64),  # (N,)
+        fingerprint=fingerprint,
+        path=path,
+    )
+
+
+# ----------------------------------------------------------------------------- browse
+
+
+def filter_people(
+    people: People,
+    *,
+    fields: tuple[str, ...] | list[str] = (),
+    eras: tuple[str, ...] | list[str] = (),
+    name: str | None = None,
+    top: int | None = None,
+) -> pl.DataFrame:
+    """Rows matching any of `fields`, any of `eras` (case-insensitive), and a name substring,
+    highest HPI first (file order when there is no hpi), at most `top` rows."""
+    frame = people.frame
+    for column, wanted, valid in (("field", fields, people.fields), ("era", eras, people.eras)):
+        if not wanted:
+            continue
+        by_fold = {v.casefold(): v for v in valid}
+        unknown = [w for w in wanted if w.casefold() not in by_fold]
+        if unknown:
+            raise PrefixoptError(
+                f"unknown {column}(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
+            )
+        frame = frame.filter(pl.col(column).is_in([by_fold[w.casefold()] for w in wanted]))
+    if name:
+        frame = frame.filter(
+            pl.col("name").str.to_lowercase().str.contains(name.lower(), literal=True)
+        )
+    if frame["hpi"].null_count() < frame.height:
+        frame = frame.sort("hpi", descending=True, nulls_last=True, maintain_order=True)
+    return frame.head(top) if top else frame
+
+
+def people_counts(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """People per field and per era (largest first), for `prefixopt people --counts`."""
+    return {
+        key: frame.group_by(key).len("people").sort(["people", key], descending=[True, False])
+        for key in ("field", "era")
+    }

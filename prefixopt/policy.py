@@ -1,0 +1,192 @@
+"""The persona policy: a softmax over N people, pure numpy (no I/O, no globals).
+
+Two parameterisations share one flat parameter vector `params`: `tabular` (one logit per
+person) and `factored` (logit = person + field + era terms, so evidence about one physicist
+moves every physicist). REINFORCE gradient, advantages (rloo / mean / ema), Adam or SGD and an
+optional entropy bonus. All state is plain arrays, so a checkpoint is an .npz without pickle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PARAMETERIZATIONS = ("factored", "tabular")
+OPTIMIZERS = ("adam", "sgd")
+BASELINES = ("rloo", "mean", "ema")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def entropy(probs: np.ndarray) -> float:
+    """Entropy in nats; ln(N) for the uniform policy."""
+    p = probs[probs > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+class Policy:
+    """pi = softmax(logits(params)); logits (N,) are row-aligned with the People table."""
+
+    def __init__(
+        self,
+        field_index: np.ndarray,  # (N,) int64, index into the field list
+        era_index: np.ndarray,  # (N,) int64, index into the era list
+        parameterization: str = "factored",
+        optimizer: str = "adam",
+        learning_rate: float = 0.1,
+        entropy_coef: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
+        self.field_index = np.asarray(field_index, dtype=np.int64)
+        self.era_index = np.asarray(era_index, dtype=np.int64)
+        self.n = len(self.field_index)
+        self.n_fields = int(self.field_index.max()) + 1 if self.n else 0
+        self.n_eras = int(self.era_index.max()) + 1 if self.n else 0
+        self.parameterization = parameterization
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.entropy_coef = entropy_coef
+        self.betas, self.eps = betas, eps
+        size = self.n + (self.n_fields + self.n_eras if parameterization == "factored" else 0)
+        self.params = np.zeros(size)  # (P,) all zero: the uniform policy
+        self.adam_m = np.zeros(size)  # (P,) Adam first moment
+        self.adam_v = np.zeros(size)  # (P,) Adam second moment
+        self.step_count = 0
+
+    # --- the distribution -------------------------------------------------------------------
+    def logits(self, params: np.ndarray | None = None) -> np.ndarray:
+        p = self.params if params is None else params
+        out = p[: self.n].copy()  # (N,) person terms
+        if self.parameterization == "factored":
+            out += p[self.n : self.n + self.n_fields][self.field_index]  # field term
+            out += p[self.n + self.n_fields :][self.era_index]  # era term
+        return out
+
+    def probs(self, params: np.ndarray | None = None) -> np.ndarray:
+        return softmax(self.logits(params))  # (N,)
+
+    def sample(self, rng: np.random.Generator, k: int, probs: np.ndarray | None = None) -> np.ndarray:
+        """K row indices drawn with replacement (the same person may appear twice)."""
+        p = self.probs() if probs is None else probs
+        # Inverse-CDF sampling: one uniform per draw from the run's Generator.
+        cdf = np.cumsum(p)
+        idx = np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right")
+        return np.minimum(idx, self.n - 1).astype(np.int64)  # (K,)
+
+    # --- gradients ----------------------------------------------------------------------------
+    def _chain(self, g_logits: np.ndarray) -> np.ndarray:
+        """Gradient w.r.t. logits (N,) -> gradient w.r.t. params (P,)."""
+        if self.parameterization == "tabular":
+            return g_logits
+        g_field = np.bincount(self.field_index, weights=g_logits, minlength=self.n_fields)
+        g_era = np.bincount(self.era_index, weights=g_logits, minlength=self.n_eras)
+        return np.concatenate([g_logits, g_field, g_era])
+
+    def grad_logprob(
+        self, actions: np.ndarray, adv: np.ndarray, probs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """d/dparams of sum_i adv_i * log pi(a_i).
+
+        d log pi(a) / d logit_j = 1[j = a] - pi_j, so the sum is
+        bincount(a, adv) - sum(adv) * pi, chained through the parameterisation.
+        """
+        p = self.probs() if probs is None else probs  # (N,)
+        g = np.bincount(actions, weights=adv, minlength=self.n) - adv.sum() * p  # (N,)
+        return self._chain(g)
+
+    def grad_entropy(self, probs: np.ndarray | None = None) -> np.ndarray:
+        """d/dparams of H(pi) = -sum p log p; dH/dlogit_j = -p_j (log p_j + H)."""
+        p = self.probs() if probs is None else probs
+        logp = np.log(np.maximum(p, 1e-300))
+        h = -(p * logp).sum()
+        return self._chain(-p * (logp + h))
+
+    # --- the update ---------------------------------------------------------------------------
+    def update(self, actions: np.ndarray, adv: np.ndarray) -> np.ndarray:
+        """One ascent step on mean_i adv_i log pi(a_i) (+ entropy bonus). Returns the gradient."""
+        p = self.probs()
+        grad = self.grad_logprob(actions, adv, p) / max(len(actions), 1)  # (P,)
+        if self.entropy_coef:
+            grad = grad + self.entropy_coef * self.grad_entropy(p)
+        self.step_count += 1
+        if self.optimizer == "sgd":
+            self.params += self.learning_rate * grad
+        else:
+            b1, b2 = self.betas
+            self.adam_m = b1 * self.adam_m + (1 - b1) * grad
+            self.adam_v = b2 * self.adam_v + (1 - b2) * grad * grad
+            m_hat = self.adam_m / (1 - b1**self.step_count)
+            v_hat = self.adam_v / (1 - b2**self.step_count)
+            self.params += self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+        return grad
+
+    # --- state (plain arrays for .npz) --------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            "params": self.params,
+            "adam_m": self.adam_m,
+            "adam_v": self.adam_v,
+            "step_count": np.asarray(self.step_count, dtype=np.int64),
+        }
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        if state["params"].shape != self.params.shape:
+            raise ValueError(
+                f"checkpoint has {state['params'].shape[0]} parameters, policy expects "
+                f"{self.params.shape[0]} (different people table or parameterization?)"
+            )
+        self.params = np.array(state["params"], dtype=float)
+        self.adam_m = np.array(state["adam_m"], dtype=float)
+        self.adam_v = np.array(state["adam_v"], dtype=float)
+        self.step_count = int(state["step_count"])
+
+
+class Baseline:
+    """Reward -> advantage. rloo: r_i - mean of the other K-1; mean: r_i - batch mean;
+    ema: r_i - b, b initialised from the first batch mean (or `ema_init`, the seed's 0.0)
+    and then b <- decay * b + (1 - decay) * batch mean."""
+
+    def __init__(
+        self,
+        kind: str = "rloo",
+        ema_decay: float = 0.9,
+        standardize: bool = False,
+        ema_init: float | None = None,
+    ) -> None:
+        if kind not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}")
+        self.kind, self.ema_decay, self.standardize = kind, ema_decay, standardize
+        self.value = np.nan if ema_init is None else float(ema_init)  # the EMA (ema only)
+
+    def __call__(self, rewards: np.ndarray) -> tuple[np.ndarray, float]:
+        """(advantages (K,), the baseline value reported for this batch)."""
+        k = len(rewards)
+        mean = float(rewards.mean())
+        if self.kind == "rloo":
+            # mean of the others = (sum - r_i) / (K - 1); K = 1 has no others -> no signal
+            base = (rewards.sum() - rewards) / (k - 1) if k > 1 else rewards.copy()
+            adv, reported = rewards - base, mean
+        elif self.kind == "mean":
+            adv, reported = rewards - mean, mean
+        else:
+            if np.isnan(self.value):
+                self.value = mean
+            adv, reported = rewards - self.value, self.value
+            self.value = self.ema_decay * self.value + (1 - self.ema_decay) * mean
+        if self.standardize:
+            adv = adv / (rewards.std() + 1e-8)
+        return adv, float(reported)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"baseline_value": np.asarray(self.value, dtype=float)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.value = float(state["baseline_value"])

@@ -1,0 +1,278 @@
+"""`prefixopt report`: figures (matplotlib, Agg) and report.md for one run, or a comparison of
+several runs (field mass side by side, Jensen-Shannon divergence between the learned
+distributions, overlap of top people). Numbers come from analysis queries over runs.scan and
+from evaluate.summarise recomputed on the saved eval rows; the sentences are written from them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefixopt import analysis, runs, stats
+from prefixopt.errors import PrefixoptError
+from prefixopt.report_text import answers_md, comparison_md, run_md
+
+KIND_COLOURS = {"none": "#444444", "learned": "#d62728", "random": "#1f77b4",
+                "handwritten": "#2ca02c", "named": "#9467bd"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _try(fn, *args):
+    """A missing table (no training, no eval yet) leaves that part of the report out."""
+    try:
+        return fn(*args)
+    except PrefixoptError:
+        return None
+
+
+# --- collecting one run's numbers -------------------------------------------------------------
+def collect_run(run_dir: Path) -> dict[str, Any]:
+    meta = runs.read_config(run_dir)
+    cfg = meta.get("config", {})
+    data: dict[str, Any] = {"run_dir": run_dir, "id": run_dir.name, "meta": meta,
+                            "benchmark": cfg.get("task", {}).get("benchmark", "?"),
+                            "model": cfg.get("engine", {}).get("model", "?")}
+    iters = _try(runs.scan, run_dir, "iterations")
+    data["curve"] = None if iters is None else analysis.training_curve(iters).collect()
+    samples = _try(runs.scan, run_dir, "samples")
+    if samples is not None:
+        data["field_reward"] = (samples.group_by("field")
+                                .agg(samples=pl.len(), mean_reward=pl.col("reward").mean())
+                                .sort("mean_reward", descending=True).collect())
+    probs = _try(runs.final_probs, run_dir)
+    if probs is not None:
+        people = runs.run_people(run_dir)
+        pp = analysis.people_probs(people.frame, probs)
+        data.update(probs_lf=pp, top=analysis.top_people(pp, 20).collect(),
+                    field_mass=analysis.mass_by(pp, "field").collect(),
+                    era_mass=analysis.mass_by(pp, "era").collect(), num_people=len(probs),
+                    entropy=float(-np.sum(probs[probs > 0] * np.log(probs[probs > 0]))))
+    data["evals"] = [collect_eval(run_dir, name) for name in _eval_names(run_dir)]
+    return data
+
+
+def _eval_names(run_dir: Path) -> list[str]:
+    return sorted(p.name.removesuffix("_summary.parquet")
+                  for p in (run_dir / "eval").glob("*_summary.parquet"))
+
+
+def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
+    """The saved summary plus the group contrasts recomputed from the rows with the eval's own
+    bootstrap seed (the same numbers `eval` printed)."""
+    from prefixopt.evaluate import stats_rng, summarise
+
+    summary = runs.scan(run_dir, f"eval/{name}_summary").sort("prefix_index").collect()
+    rows = runs.scan(run_dir, f"eval/{name}").collect()
+    seed, n_boot = int(summary["bootstrap_seed"][0]), int(summary["bootstrap_samples"][0])
+    _, contrasts = summarise(rows, stats_rng(seed), n_boot)
+    kinds = analysis.kind_accuracy(rows.lazy()).collect()
+    return {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
+            "kinds": kinds, "n": int(summary["n"][0])}
+
+
+# --- figures ----------------------------------------------------------------------------------
+def fig_training(curve: pl.DataFrame, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(14, 4))
+    it = curve["iteration"].to_numpy()
+    ax[0].fill_between(it, curve["lo"].to_numpy(), curve["hi"].to_numpy(), alpha=0.25,
+                       label="±1 std over the K samples")
+    ax[0].plot(it, curve["mean_reward"].to_numpy(), label="mean reward")
+    ax[0].plot(it, curve["baseline"].to_numpy(), "--", label="baseline")
+    ax[0].set(xlabel="iteration", ylabel="reward", title="Reward per iteration")
+    ax[0].legend(fontsize=8)
+    ax[1].plot(it, curve["entropy"].to_numpy(), color="tab:purple")
+    ax[1].set(xlabel="iteration", ylabel="entropy (nats)", title="Policy entropy")
+    ax[2].plot(it, curve["top_prob"].to_numpy(), color="tab:red")
+    ax[2].set(xlabel="iteration", ylabel="probability", title="Top person's probability")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _field_colours(fields: list[str]) -> dict[str, Any]:
+    cmap = _plt().get_cmap("tab20")
+    return {f: cmap(i % 20) for i, f in enumerate(sorted(set(fields)))}
+
+
+def fig_top_people(top: pl.DataFrame, path: Path, title: str) -> Path:
+    plt = _plt()
+    colours = _field_colours(top["field"].to_list())
+    fig, ax = plt.subplots(figsize=(9, 7))
+    y = np.arange(len(top))[::-1]
+    ax.barh(y, top["prob"].to_numpy(), color=[colours[f] for f in top["field"]])
+    ax.set_yticks(y, [f"{n} ({e})" for n, e in zip(top["name"], top["era"])], fontsize=8)
+    ax.set(xlabel="final policy probability", title=title)
+    for f, c in colours.items():
+        ax.bar(0, 0, color=c, label=f)
+    ax.legend(title="field", fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def fig_mass(field_mass: pl.DataFrame, era_mass: pl.DataFrame, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [2, 1]})
+    for a, df, col in ((ax[0], field_mass, "field"), (ax[1], era_mass, "era")):
+        x = np.arange(len(df))
+        a.bar(x - 0.2, df["mass"].to_numpy(), 0.4, label="learned probability mass")
+        a.bar(x + 0.2, df["pool_share"].to_numpy(), 0.4, label="share of the pool")
+        a.set_xticks(x, df[col].to_list(), rotation=60, ha="right", fontsize=8)
+        a.set(xlabel=col, ylabel="fraction", title=f"Probability mass by {col} vs pool share")
+        a.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def fig_eval(summary: pl.DataFrame, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(14, max(4, 0.35 * len(summary) + 1.5)))
+    y = np.arange(len(summary))[::-1]
+    labels = [f"{p[:40]} [{k}]" for p, k in zip(summary["prefix"], summary["prefix_kind"])]
+    colours = [KIND_COLOURS.get(k, "k") for k in summary["prefix_kind"]]
+    for a, mid, lo, hi, xl in (
+        (ax[0], "accuracy", "ci_low", "ci_high", "held-out accuracy (95% Wilson CI)"),
+        (ax[1], "diff_vs_none", "diff_low", "diff_high",
+         "difference vs no prefix (95% paired bootstrap CI)"),
+    ):
+        m = summary[mid].to_numpy() * 100
+        err = np.abs(np.vstack([m - summary[lo].to_numpy() * 100,
+                                summary[hi].to_numpy() * 100 - m]))
+        a.errorbar(m, y, xerr=err, fmt="none", ecolor=colours, capsize=3)
+        a.scatter(m, y, c=colours, zorder=3)
+        a.set_yticks(y, labels, fontsize=8)
+        a.set(xlabel=xl + " [points]")
+    none_acc = summary.filter(pl.col("prefix_kind") == "none")["accuracy"]
+    if len(none_acc):
+        ax[0].axvline(none_acc[0] * 100, color="grey", ls=":", label="no prefix")
+        ax[0].legend(fontsize=8)
+    ax[1].axvline(0, color="grey", ls=":")
+    ax[0].set_title("Accuracy per prefix")
+    ax[1].set_title("Paired difference vs no prefix")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def fig_field_mass_runs(table: pl.DataFrame, path: Path) -> Path:
+    plt = _plt()
+    labels = [c for c in table.columns if c != "field"]
+    fig, ax = plt.subplots(figsize=(14, 5))
+    x = np.arange(len(table))
+    w = 0.8 / len(labels)
+    for i, lab in enumerate(labels):
+        ax.bar(x + (i - (len(labels) - 1) / 2) * w, table[lab].to_numpy(), w, label=lab)
+    ax.set_xticks(x, table["field"].to_list(), rotation=60, ha="right", fontsize=8)
+    ax.set(xlabel="field", ylabel="learned probability mass",
+           title="Probability mass by field, run by run")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# --- the report -------------------------------------------------------------------------------
+def run_figures(d: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
+    figs = []
+    title = f"{d['id']} ({d['benchmark']}, {d['model']})"
+    if d["curve"] is not None and len(d["curve"]):
+        figs.append(fig_training(d["curve"], out / f"{prefix}training_curves.png", title))
+    if "top" in d:
+        figs.append(fig_top_people(d["top"], out / f"{prefix}top_people.png",
+                                   f"Top 20 people by final probability: {title}"))
+        figs.append(fig_mass(d["field_mass"], d["era_mass"], out / f"{prefix}mass_by_field_era.png",
+                             title))
+    for e in d["evals"]:
+        figs.append(fig_eval(e["summary"], out / f"{prefix}eval_{e['name']}.png",
+                             f"Held-out evaluation {e['name']} ({e['n']} questions): {title}"))
+    return figs
+
+
+def compare_runs(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """Field mass side by side, pairwise JSD of the learned distributions, top-20 overlap."""
+    with_probs = [d for d in data if "probs_lf" in d]
+    out: dict[str, Any] = {"jsd": [], "top_overlap": []}
+    if not with_probs:
+        return out
+    masses = {d["id"]: d["field_mass"].lazy() for d in with_probs}
+    out["field_mass"] = analysis.field_mass_side_by_side(masses).collect()
+    for i, a in enumerate(with_probs):
+        for b in with_probs[i + 1:]:
+            al = analysis.aligned_probs(a["probs_lf"], b["probs_lf"]).collect()
+            jsd = stats.jensen_shannon(al["prob_a"].to_numpy(), al["prob_b"].to_numpy())
+            shared = set(a["top"]["person_id"]) & set(b["top"]["person_id"])
+            out["jsd"].append({"a": a["id"], "b": b["id"], "jsd_bits": jsd})
+            out["top_overlap"].append({"a": a["id"], "b": b["id"], "shared_top20": len(shared)})
+    return out
+
+
+def build_report(run_dirs: list[Path], out: Path | None = None) -> dict[str, Any]:
+    """Write figures + report.md; return the key numbers (the test compares them to direct
+    polars reads of the Parquet tables)."""
+    run_dirs = [Path(r) for r in run_dirs]
+    out = Path(out) if out is not None else run_dirs[0] / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    data = [collect_run(r) for r in run_dirs]
+    multi = len(data) > 1
+    figs: list[Path] = []
+    sections = []
+    for d in data:
+        d_figs = run_figures(d, out, prefix=f"{d['id']}_" if multi else "")
+        figs += d_figs
+        sections.append(run_md(d, d_figs, out))
+    comparison = compare_runs(data) if multi else None
+    if comparison is not None and "field_mass" in comparison:
+        figs.append(fig_field_mass_runs(comparison["field_mass"], out / "field_mass_runs.png"))
+    text = answers_md(data, comparison) + "\n" + "\n".join(sections)
+    if comparison is not None:
+        text += "\n" + comparison_md(data, comparison, out)
+    report_md = out / "report.md"
+    runs.write_text(report_md, text)
+    return {"report_md": str(report_md), "figures": [str(f) for f in figs],
+            "numbers": key_numbers(data, comparison)}
+
+
+def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -> dict[str, Any]:
+    nums: dict[str, Any] = {}
+    for d in data:
+        n: dict[str, Any] = {"benchmark": d["benchmark"]}
+        if d["curve"] is not None and len(d["curve"]):
+            n["iterations"] = len(d["curve"])
+            n["final_mean_reward"] = float(d["curve"]["mean_reward"][-1])
+            n["final_entropy"] = float(d["curve"]["entropy"][-1])
+        if "top" in d:
+            n["top_person"] = d["top"]["name"][0]
+            n["top_prob"] = float(d["top"]["prob"][0])
+            fm = d["field_mass"]
+            n["top_field"], n["top_field_mass"] = fm["field"][0], float(fm["mass"][0])
+            n["top_field_pool_share"] = float(fm["pool_share"][0])
+        for e in d["evals"]:
+            s = e["summary"]
+            n[f"eval/{e['name']}"] = {
+                "accuracy": dict(zip(s["prefix"], s["accuracy"].to_list())),
+                "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list())),
+                "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high}
+                              for k, c in e["contrasts"].items()},
+            }
+        nums[d["id"]] = n
+    if comparison:
+        nums["comparison"] = {"jsd": comparison["jsd"], "top_overlap": comparison["top_overlap"]}
+    return nums
+
+
+__all__ = ["build_report", "collect_run", "compare_runs", "key_numbers", "math"]

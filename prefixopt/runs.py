@@ -1,0 +1,210 @@
+"""Every file a run reads or writes: the run directory, config.json, Parquet parts, checkpoints,
+evaluation tables. All writes are atomic (temp file in the same directory, then os.replace),
+so a crash leaves either the old file or the new one, never half of one. `scan` is the one
+place tables are read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefixopt.config import to_dict
+from prefixopt.errors import PrefixoptError
+
+PART_TABLES = ("iterations", "samples", "answers")
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file next to `path`, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_parquet(path: Path, df: pl.DataFrame) -> None:
+    _atomic(Path(path), lambda p: df.write_parquet(p))
+
+
+# --- the run directory ------------------------------------------------------------------------
+def create_run_dir(output_dir: str | Path, run_name: str | None) -> Path:
+    """Make a NEW run directory; an existing one is never reused or overwritten."""
+    root = Path(output_dir)
+    name = run_name or time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir = root / name
+    if run_name is None:  # generated names get a suffix instead of an error
+        n = 1
+        while run_dir.exists():
+            n += 1
+            run_dir = root / f"{name}-{n}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir()
+    except FileExistsError:
+        raise PrefixoptError(
+            f"run directory {run_dir} already exists; choose another --run-name "
+            f"or continue it with --resume {run_dir}"
+        ) from None
+    return run_dir
+
+
+def write_config(run_dir: str | Path, cfg: Any, extra: dict[str, Any] | None = None) -> None:
+    """config.json = {"config": the resolved config, **extra (versions, fingerprints, ...)}."""
+    payload = {"config": to_dict(cfg), **(extra or {})}
+    write_text(Path(run_dir) / "config.json", json.dumps(payload, indent=2, sort_keys=True))
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise PrefixoptError(f"{run_dir} is not a run directory (no config.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_train_config(run_dir: str | Path):  # -> TrainConfig
+    from prefixopt.config import TrainConfig, from_dict
+
+    return from_dict(TrainConfig, read_config(run_dir)["config"])
+
+
+# --- Parquet tables ---------------------------------------------------------------------------
+def split_slug(split: str) -> str:
+    """A file-name-safe form of a split spec ("validation[:50%]" -> "validation_50pct")."""
+    s = split.replace("%", "pct")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "split"
+
+
+def write_part(run_dir: str | Path, table: str, iteration: int, df: pl.DataFrame) -> Path:
+    if table not in PART_TABLES:
+        raise ValueError(f"table must be one of {PART_TABLES}")
+    path = Path(run_dir) / table / f"{iteration:06d}.parquet"
+    write_parquet(path, df)
+    return path
+
+
+def truncate_parts(run_dir: str | Path, after_iteration: int) -> None:
+    """Drop parts newer than the checkpoint (written by an iteration whose checkpoint was lost)."""
+    for table in PART_TABLES:
+        for path in (Path(run_dir) / table).glob("*.parquet"):
+            if int(path.stem) > after_iteration:
+                path.unlink()
+
+
+def scan(run_dir: str | Path, table: str) -> pl.LazyFrame:
+    """The one scan site: iterations | samples | answers | eval/<split> | eval/<split>_summary."""
+    run_dir = Path(run_dir)
+    if table in PART_TABLES:
+        paths = sorted((run_dir / table).glob("[0-9]*.parquet"))
+        if not paths:
+            raise PrefixoptError(f"{run_dir} has no {table} table yet (no finished iteration)")
+        return pl.scan_parquet(paths)
+    if table.startswith("eval/"):
+        name = table.removeprefix("eval/")
+        summary = name.endswith("_summary")
+        slug = split_slug(name.removesuffix("_summary")) + ("_summary" if summary else "")
+        path = run_dir / "eval" / f"{slug}.parquet"
+        if not path.is_file():
+            raise PrefixoptError(f"{run_dir} has no {table} table; run `prefixopt eval {run_dir}`")
+        return pl.scan_parquet(path)
+    raise ValueError(f"unknown table {table!r}")
+
+
+def write_eval(
+    run_dir: str | Path, split: str, rows_df: pl.DataFrame, summary_df: pl.DataFrame
+) -> None:
+    slug = split_slug(split)
+    write_parquet(Path(run_dir) / "eval" / f"{slug}.parquet", rows_df)
+    write_parquet(Path(run_dir) / "eval" / f"{slug}_summary.parquet", summary_df)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+def save_checkpoint(
+    run_dir: str | Path,
+    state: dict[str, Any],
+    *,
+    iteration: int,
+    snapshot: np.ndarray | None = None,
+) -> None:
+    """checkpoints/latest.npz (arrays and strings only; no pickle) and, when given, a
+    theta_NNNNNN.npy snapshot (the (N,) logits, row-aligned with the run's people)."""
+    ckpt = Path(run_dir) / "checkpoints"
+    arrays = {k: np.asarray(v) for k, v in state.items()}
+    arrays["iteration"] = np.asarray(iteration, dtype=np.int64)
+    for key, value in arrays.items():
+        if value.dtype == object:
+            raise TypeError(f"checkpoint entry {key!r} is not a plain array")
+
+    def write_npz(p: Path) -> None:
+        buf = io.BytesIO()  # np.savez appends .npz to bare paths; write bytes ourselves
+        np.savez(buf, **arrays)
+        p.write_bytes(buf.getvalue())
+
+    def write_npy(p: Path) -> None:
+        with p.open("wb") as fh:
+            np.save(fh, snapshot, allow_pickle=False)
+
+    if snapshot is not None:
+        _atomic(ckpt / f"theta_{iteration:06d}.npy", write_npy)
+    _atomic(ckpt / "latest.npz", write_npz)
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, np.ndarray]:
+    path = Path(run_dir) / "checkpoints" / "latest.npz"
+    if not path.is_file():
+        raise PrefixoptError(f"{run_dir} has no checkpoint (checkpoints/latest.npz)")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def final_probs(run_dir: str | Path) -> np.ndarray:
+    """The policy's probabilities (N,) at the latest checkpoint, row-aligned with run_people."""
+    return np.asarray(load_checkpoint(run_dir)["probs"], dtype=float)
+
+
+def run_people(run_dir: str | Path):  # -> People
+    """The people table the run used (same file, same exclusions), checked by fingerprint."""
+    from prefixopt.people import load_people
+
+    meta = read_config(run_dir)
+    cfg = meta["config"]
+    people = load_people(
+        cfg.get("people"),
+        exclude_fields=tuple(cfg.get("exclude_fields", ())),
+        exclude_occupations=tuple(cfg.get("exclude_occupations", ())),
+    )
+    expected = meta.get("people_fingerprint")
+    if expected and people.fingerprint != expected:
+        raise PrefixoptError(
+            f"the people file of {run_dir} changed since the run (fingerprint mismatch); "
+            "regenerate it with `prefixopt setup` or pass the original file"
+        )
+    return people
+
+
+@contextlib.contextmanager
+def temp_run_dir() -> Iterator[Path]:
+    """A throwaway run directory (simulate without --out), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="prefixopt-sim-") as tmp:
+        yield Path(tmp)

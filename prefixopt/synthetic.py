@@ -1,0 +1,240 @@
+"""A synthetic engine with planted per-person accuracies, for learner studies (`prefixopt
+simulate`). P(correct | person, q) = sigmoid(logit(acc_person) + d_q), with a per-question
+difficulty d_q ~ N(0, difficulty_sd) shared by everyone (so common random numbers matter, as
+on real benchmarks) and a Bernoulli draw hashed from (seed, person_id, question_id): the same
+person asked the same question again gives the same answer. No LLM, no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from prefixopt.records import NO_PERSON, Request, Response
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised on uint64 (wrap-around arithmetic is the point)."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+        return z ^ (z >> np.uint64(31))
+
+
+def _hash_str(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+class SyntheticEngine:
+    """Implements the Engine protocol from planted accuracies (N,), row-aligned with people."""
+
+    def __init__(
+        self,
+        people,  # prefixopt.people.People (only .person_id is used)
+        accuracy: np.ndarray,
+        base_accuracy: float = 0.5,
+        difficulty_sd: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        person_ids = np.asarray(people.person_id, dtype=np.int64)
+        self.accuracy = np.asarray(accuracy, dtype=float)
+        if self.accuracy.shape != person_ids.shape:
+            raise ValueError("accuracy must have one entry per person row")
+        order = np.argsort(person_ids)
+        self._sorted_ids, self._sorted_rows = person_ids[order], order
+        self._person_logit = _logit(self.accuracy)  # (N,)
+        self._base_logit = float(_logit(np.asarray(base_accuracy)))
+        self.base_accuracy, self.difficulty_sd, self.seed = base_accuracy, difficulty_sd, seed
+        self._questions: dict[str, tuple[int, float]] = {}  # question_id -> (hash, d_q)
+
+    def _question(self, question_id: str) -> tuple[int, float]:
+        if question_id not in self._questions:
+            h = _hash_str(question_id)
+            d = np.random.default_rng([self.seed, h]).normal() * self.difficulty_sd
+            self._questions[question_id] = (h, float(d))
+        return self._questions[question_id]
+
+    def correct(self, person_ids: np.ndarray, question_ids: Sequence[str]) -> np.ndarray:
+        """(M,) bool: the planted Bernoulli outcome for each (person_id, question_id) pair."""
+        person_ids = np.asarray(person_ids, dtype=np.int64)
+        qs = [self._question(q) for q in question_ids]
+        q_hash = np.array([h for h, _ in qs], dtype=np.uint64)  # (M,)
+        d_q = np.array([d for _, d in qs])  # (M,)
+        rows = self._sorted_rows[np.searchsorted(self._sorted_ids, person_ids).clip(0, len(self._sorted_ids) - 1)]
+        logit = np.where(person_ids == NO_PERSON, self._base_logit, self._person_logit[rows])
+        p = 1.0 / (1.0 + np.exp(-(logit + d_q)))  # (M,)
+        key = _mix64(np.uint64(self.seed) ^ _mix64(person_ids.astype(np.uint64)))
+        u = (_mix64(key ^ q_hash) >> np.uint64(11)).astype(float) * 2.0**-53  # (M,) in [0, 1)
+        return u < p
+
+    # --- the Engine protocol ------------------------------------------------------------------
+    def render_chat(self, system: str | None, user: str) -> str:
+        return user if system is None else f"{system}\n\n{user}"
+
+    def run(
+        self,
+        requests: Sequence[Request],
+        mode: str,
+        *,
+        max_tokens: int = 1,
+        stop: Sequence[str] = (),
+    ) -> list[Response]:
+        ok = self.correct(
+            np.fromiter((r.person_id for r in requests), np.int64, len(requests)),
+            [r.question.question_id for r in requests],
+        )
+        out = []
+        for req, good in zip(requests, ok):
+            q = req.question
+            tokens = max(1, len(req.prompt) // 4)
+            if mode == "generate":
+                pred = q.gold if good else _wrong_answer(q.gold, q.labels)
+                out.append(Response(text=f"The answer is {pred}.", prompt_tokens=tokens,
+                                    output_tokens=6))
+                continue
+            n = len(req.continuations) or len(req.letters) or len(q.labels)
+            gold = q.gold_index
+            logprobs = [-3.0] * n
+            if good:
+                logprobs[gold] = -1.0  # gold highest iff correct; margin +1
+            else:
+                logprobs[gold], logprobs[(gold + 1) % n] = -2.0, -1.0  # margin -1
+            out.append(Response(logprobs=tuple(logprobs), prompt_tokens=tokens,
+                                output_tokens=1 if mode == "letter" else 0))
+        return out
+
+    def info(self) -> dict[str, str]:
+        return {"engine": "synthetic", "base_accuracy": str(self.base_accuracy),
+                "difficulty_sd": str(self.difficulty_sd), "seed": str(self.seed)}
+
+
+def _wrong_answer(gold: str, labels: Sequence[str]) -> str:
+    if labels:
+        return next(lab for lab in labels if lab != gold)
+    try:
+        return str(int(float(gold)) + 1)
+    except ValueError:
+        return gold + "0"
+
+
+# --- scenarios --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    accuracy: np.ndarray  # (N,) planted accuracy per person row
+    planted: np.ndarray  # (N,) bool: the people who are better (empty set for null)
+    description: str
+
+
+def planted_field(people, field: str, delta: float, base_accuracy: float) -> Scenario:
+    """Everyone in `field` answers `delta` more often than the base accuracy."""
+    if field not in people.fields:
+        from prefixopt.errors import PrefixoptError
+
+        raise PrefixoptError(
+            f"unknown field {field!r}; fields: {', '.join(sorted(people.fields))}"
+        )
+    mask = people.field_index == people.fields.index(field)
+    acc = np.where(mask, base_accuracy + delta, base_accuracy)
+    return Scenario(f"field:{field}", acc, mask,
+                    f"{field} ({mask.sum()} people) at +{delta:g} over {base_accuracy:g}")
+
+
+def planted_people(
+    people, n: int, delta: float, base_accuracy: float, rng: np.random.Generator
+) -> Scenario:
+    """`n` people drawn at random answer `delta` more often than the base accuracy."""
+    mask = np.zeros(len(people.person_id), dtype=bool)
+    mask[rng.choice(len(mask), size=min(n, len(mask)), replace=False)] = True
+    acc = np.where(mask, base_accuracy + delta, base_accuracy)
+    return Scenario(f"people:{n}", acc, mask,
+                    f"{n} random people at +{delta:g} over {base_accuracy:g}")
+
+
+def null(people, base_accuracy: float) -> Scenario:
+    """Nobody is better: every person answers at the base accuracy."""
+    n = len(people.person_id)
+    return Scenario("null", np.full(n, base_accuracy), np.zeros(n, dtype=bool),
+                    f"no effect: everyone at {base_accuracy:g}")
+
+
+# --- the study driver behind `prefixopt simulate` ---------------------------------------------
+def simulate(
+    cfg,  # TrainConfig; iterations are replaced by budget // (K * B)
+    scenario: Scenario,
+    people,
+    questions,
+    *,
+    budget: int,
+    run_dir,
+    base_accuracy: float = 0.5,
+    difficulty_sd: float = 1.0,
+    progress=None,
+) -> dict:
+    """Run the real train loop on planted accuracies; report mass on the planted set over time,
+    its rank statistics, entropy, and the largest field's mass over its pool share."""
+    import dataclasses
+
+    from prefixopt.policy import entropy
+    from prefixopt.train import train
+
+    per_iter = cfg.samples_per_iteration * cfg.batch_size
+    cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
+    engine = SyntheticEngine(people, scenario.accuracy, base_accuracy, difficulty_sd, cfg.seed)
+    n_fields = len(people.fields)
+    field_share = np.bincount(people.field_index, minlength=n_fields) / len(people.field_index)
+    pool_share = float(scenario.planted.mean())
+    history = []
+
+    def record(stats: dict) -> None:
+        p = stats["probs"]  # (N,)
+        field_mass = np.bincount(people.field_index, weights=p, minlength=n_fields)
+        ratio = field_mass / np.maximum(field_share, 1e-12)
+        history.append({
+            "iteration": stats["iteration"], "evaluations": stats["evaluations"],
+            "planted_mass": float(p[scenario.planted].sum()), "entropy": stats["entropy"],
+            "mean_reward": stats["mean_reward"],
+            "largest_field_ratio": float(ratio.max()),
+        })
+        if progress is not None:
+            progress(stats)
+
+    summary = train(cfg, engine, people, questions, run_dir, progress=record)
+    p = _final_probs(run_dir)  # (N,) the policy at the last checkpoint
+    ranks = np.empty(len(p), dtype=np.int64)
+    ranks[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)  # 1 = most probable
+    field_mass = np.bincount(people.field_index, weights=p, minlength=n_fields)
+    ratio = field_mass / np.maximum(field_share, 1e-12)
+    top_field = int(ratio.argmax())
+    planted_ranks = ranks[scenario.planted]
+    return {
+        "scenario": scenario.name, "description": scenario.description,
+        "planted_mass": float(p[scenario.planted].sum()), "pool_share": pool_share,
+        "planted_mass_ratio": float(p[scenario.planted].sum() / pool_share) if pool_share else None,
+        "planted_median_rank": float(np.median(planted_ranks)) if len(planted_ranks) else None,
+        "planted_in_top100": int((planted_ranks <= 100).sum()),
+        "entropy": float(entropy(p)), "max_entropy": float(np.log(len(p))),
+        "evaluations": int(summary["evaluations"]), "iterations": cfg.iterations,
+        "largest_field": people.fields[top_field],
+        "largest_field_mass": float(field_mass[top_field]),
+        "largest_field_ratio": float(ratio[top_field]),
+        "host_s_mean": summary["host_s_mean"], "run_dir": summary["run_dir"],
+        "top": summary["top"][:5], "history": history,
+    }
+
+
+def _final_probs(run_dir) -> np.ndarray:
+    from prefixopt.runs import final_probs
+
+    return final_probs(run_dir)

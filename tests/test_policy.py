@@ -1,0 +1,126 @@
+"""policy.py: gradients against finite differences, normalisation, update direction,
+advantages and optimiser behaviour. Pure numpy, milliseconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prefixopt.policy import Baseline, Policy, entropy, softmax
+
+FIELD = np.array([0, 0, 1, 1, 2, 2, 2])  # (N,) 7 people, 3 fields
+ERA = np.array([0, 1, 0, 1, 0, 1, 1])  # (N,) 2 eras
+
+
+def make(param: str, **kw) -> Policy:
+    pol = Policy(FIELD, ERA, param, **kw)
+    pol.params = np.random.default_rng(1).normal(size=pol.params.shape)
+    return pol
+
+
+@pytest.mark.parametrize("param", ["tabular", "factored"])
+def test_grad_logprob_matches_finite_differences(param):
+    pol = make(param)
+    actions = np.array([0, 3, 3, 6])
+    adv = np.array([0.5, -1.0, 0.25, 2.0])
+
+    def objective(params):
+        return float((adv * np.log(pol.probs(params)[actions])).sum())
+
+    analytic = pol.grad_logprob(actions, adv)
+    eps = 1e-6
+    numeric = np.array([
+        (objective(pol.params + eps * e) - objective(pol.params - eps * e)) / (2 * eps)
+        for e in np.eye(len(pol.params))
+    ])
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("param", ["tabular", "factored"])
+def test_grad_entropy_matches_finite_differences(param):
+    pol = make(param)
+    eps = 1e-6
+    numeric = np.array([
+        (entropy(pol.probs(pol.params + eps * e)) - entropy(pol.probs(pol.params - eps * e)))
+        / (2 * eps)
+        for e in np.eye(len(pol.params))
+    ])
+    np.testing.assert_allclose(pol.grad_entropy(), numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("param", ["tabular", "factored"])
+def test_probs_sum_to_one_and_uniform_start(param):
+    pol = Policy(FIELD, ERA, param)
+    np.testing.assert_allclose(pol.probs(), np.full(7, 1 / 7))
+    assert entropy(pol.probs()) == pytest.approx(np.log(7))
+    assert make(param).probs().sum() == pytest.approx(1.0)
+    assert softmax(np.array([1000.0, 0.0])).sum() == pytest.approx(1.0)  # no overflow
+
+
+@pytest.mark.parametrize("param", ["tabular", "factored"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_positive_advantage_raises_chosen_prob(param, optimizer):
+    pol = Policy(FIELD, ERA, param, optimizer=optimizer, learning_rate=0.1)
+    before = pol.probs()[4]
+    pol.update(np.array([4, 1]), np.array([1.0, -1.0]))
+    after = pol.probs()
+    assert after[4] > before
+    assert after[1] < before
+    if param == "factored":  # the field term is shared: 6 (4's field) beats 3 (same era as 6)
+        assert after[6] > after[3]
+
+
+def test_factored_shares_evidence_within_field_tabular_does_not():
+    tab, fac = Policy(FIELD, ERA, "tabular"), Policy(FIELD, ERA, "factored")
+    for pol in (tab, fac):
+        pol.update(np.array([4]), np.array([1.0]))
+    # 6 shares person 4's field; 3 does not (and 3, 6 share an era)
+    assert tab.probs()[6] == pytest.approx(tab.probs()[3])
+    assert fac.probs()[6] > fac.probs()[3]
+
+
+def test_sgd_step_is_lr_times_gradient_and_adam_first_step_is_lr_sign():
+    sgd = Policy(FIELD, ERA, "tabular", optimizer="sgd", learning_rate=0.01)
+    g = sgd.update(np.array([2, 3]), np.array([1.0, -0.5]))
+    np.testing.assert_allclose(sgd.params, 0.01 * g)
+    adam = Policy(FIELD, ERA, "tabular", optimizer="adam", learning_rate=0.01)
+    g = adam.update(np.array([2, 3]), np.array([1.0, -0.5]))
+    np.testing.assert_allclose(adam.params, 0.01 * np.sign(g), atol=1e-6)
+
+
+def test_sample_follows_probs_and_is_seeded():
+    pol = make("factored")
+    a = pol.sample(np.random.default_rng(0), 20000)
+    b = pol.sample(np.random.default_rng(0), 20000)
+    np.testing.assert_array_equal(a, b)
+    freq = np.bincount(a, minlength=7) / len(a)
+    np.testing.assert_allclose(freq, pol.probs(), atol=0.015)
+
+
+def test_baselines():
+    r = np.array([1.0, 0.0, 0.5, 0.5])
+    adv, _ = Baseline("rloo")(r)
+    np.testing.assert_allclose(adv, r - (r.sum() - r) / 3)
+    adv, _ = Baseline("mean")(r)
+    np.testing.assert_allclose(adv, r - 0.5)
+    ema = Baseline("ema", ema_decay=0.9)
+    adv, b = ema(r)  # initialised from the first batch mean, not 0
+    assert b == 0.5 and ema.value == pytest.approx(0.5)
+    adv, b = ema(r + 1.0)
+    assert b == pytest.approx(0.5) and ema.value == pytest.approx(0.9 * 0.5 + 0.1 * 1.5)
+    seed = Baseline("ema", ema_init=0.0)
+    adv, b = seed(r)
+    assert b == 0.0 and np.allclose(adv, r)
+    adv, _ = Baseline("mean", standardize=True)(r)
+    assert adv.std() == pytest.approx(1.0, rel=1e-6)
+
+
+def test_state_round_trip():
+    pol = make("factored")
+    pol.update(np.array([1, 2]), np.array([1.0, -1.0]))
+    other = Policy(FIELD, ERA, "factored")
+    other.load_state({k: np.asarray(v) for k, v in pol.state().items()})
+    np.testing.assert_array_equal(other.probs(), pol.probs())
+    assert other.step_count == 1
+    with pytest.raises(ValueError):
+        Policy(FIELD, ERA, "tabular").load_state(pol.state())
