@@ -91,7 +91,8 @@ def kind_accuracy(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 def field_mass_side_by_side(masses: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
     """field x run table of probability mass, from mass_by(..., 'field') per run label."""
-    frames = [lf.select("field", pl.col("mass").alias(label)) for label, lf in masses.items()]
+    frames = [lf.select("field", pl.col("mass").alias(label if label != "field" else "field "
+                                                      "(run)")) for label, lf in masses.items()]
     out = frames[0]
     for f in frames[1:]:
         out = out.join(f, on="field", how="full", coalesce=True)

@@ -61,7 +61,7 @@ class TrainConfig:
     iterations: int = 20
     samples_per_iteration: int = 16  # K people sampled per iteration
     batch_size: int = 32  # B questions per iteration, shared by all K people
-    learning_rate: float = 0.1
+    learning_rate: float = 0.05  # Adam; chosen with `prefixopt simulate` (docs/learner_study.md)
     optimizer: str = "adam"  # adam | sgd
     baseline: str = "rloo"  # rloo | mean | ema
     ema_decay: float = 0.9
@@ -95,6 +95,8 @@ class EvalConfig:
     bootstrap_samples: int = 10_000
     seed: int = 0
     engine_kind: str = "vllm"  # vllm | synthetic (a simulate run's planted engine)
+    name: str | None = None  # eval/<name>.parquet; None -> from the split (+ _n<N>_seed<S>)
+    overwrite: bool = False  # replace an existing eval/<name>.parquet
     output_dir: str = "runs"  # where an eval without a run gets its directory
     run_name: str | None = None
 

@@ -101,20 +101,20 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     import vllm
 
-    kwargs: dict[str, Any] = dict(
-        model=model,
-        dtype=cfg.dtype,
-        max_model_len=cfg.max_model_len,
-        gpu_memory_utilization=cfg.gpu_memory_utilization,
-        tensor_parallel_size=cfg.tensor_parallel_size,
-        enable_prefix_caching=cfg.enable_prefix_caching,
-        seed=cfg.seed,
-        trust_remote_code=cfg.trust_remote_code,
-        enforce_eager=cfg.enforce_eager,
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "dtype": cfg.dtype,
+        "max_model_len": cfg.max_model_len,
+        "gpu_memory_utilization": cfg.gpu_memory_utilization,
+        "tensor_parallel_size": cfg.tensor_parallel_size,
+        "enable_prefix_caching": cfg.enable_prefix_caching,
+        "seed": cfg.seed,
+        "trust_remote_code": cfg.trust_remote_code,
+        "enforce_eager": cfg.enforce_eager,
         # letter logprobs must be the ones after allowed_token_ids masking (renormalised
         # over the letters), not the raw distribution's top-k
-        logprobs_mode="processed_logprobs",
-    )
+        "logprobs_mode": "processed_logprobs",
+    }
     if cfg.data_parallel_size > 1:
         kwargs["data_parallel_size"] = cfg.data_parallel_size
     if cfg.load_in_4bit:
@@ -273,31 +273,45 @@ class VllmEngine:
             responses.append(resp)
         return responses
 
-    def _run_cloze(self, requests: Sequence[Request], prefix_cache: bool) -> list[Response]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+    @property
+    def block_size(self) -> int:
+        """Prefix-cache granularity in tokens (CPU build: 128, CUDA: 16)."""
+        return int(self.llm.llm_engine.vllm_config.cache_config.block_size)
 
-        # Harness split: trailing whitespace of the context moves to the continuation; the
-        # prompt is encode(context + continuation), the continuation its tokens after
-        # len(encode(context)).
-        contexts, wholes, owner = [], [], []  # owner[j] = (request index, choice index)
+    def cloze_tokens(self, requests: Sequence[Request]
+                     ) -> tuple[list[list[int]], list[tuple[int, int]], list[int]]:
+        """The harness split: trailing whitespace of the context moves to the continuation;
+        each prompt is encode(context + continuation), its continuation the tokens after
+        len(encode(context)). Returns (prompt ids per choice, (request, choice) per prompt,
+        continuation start per prompt)."""
+        contexts, wholes, owner = [], [], []
         for i, r in enumerate(requests):
             if not r.continuations:
                 raise PrefixoptError(f"{r.question.question_id}: cloze scoring needs choices")
             ctx = r.prompt.rstrip()
-            spaces = r.prompt[len(ctx):]
             contexts.append(ctx)
             for c, cont in enumerate(r.continuations):
-                wholes.append(ctx + spaces + cont)
+                wholes.append(ctx + r.prompt[len(ctx):] + cont)
                 owner.append((i, c))
         ctx_len = [len(ids) for ids in self.encode(contexts)]  # (R,)
         whole_ids = self.encode(wholes)  # (R * choices,)
         starts = [ctx_len[i] for i, _ in owner]
         for j, (i, _) in enumerate(owner):
             if len(whole_ids[j]) <= starts[j]:
-                raise PrefixoptError(
-                    f"{requests[i].question.question_id}: empty cloze continuation"
-                )
+                raise PrefixoptError(f"{requests[i].question.question_id}: empty continuation")
+        return whole_ids, owner, starts
+
+    def prompt_token_ids(self, requests: Sequence[Request], mode: str) -> list[list[int]]:
+        """Exactly the token lists `run` sends (cloze: one per choice), for cache accounting."""
+        if mode == "cloze":
+            return self.cloze_tokens(requests)[0]
+        return self.encode([r.prompt for r in requests])
+
+    def _run_cloze(self, requests: Sequence[Request], prefix_cache: bool) -> list[Response]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        whole_ids, owner, starts = self.cloze_tokens(requests)
 
         def params(read_cache: bool) -> Any:
             # prompt_logprobs=0: only the actual token's log-prob per position

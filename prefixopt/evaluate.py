@@ -211,9 +211,15 @@ def evaluate(
     split = cfg.eval_split or benchmarks.default_split(benchmark, "eval")
     questions = list(benchmarks.load_split(benchmark, split, data_dir=cfg.task.data_dir,
                                            purpose="eval"))
+    name = cfg.name or eval_name(split, cfg.num_questions, cfg.seed)
+    if name != eval_name(name, None, 0):
+        raise PrefixoptError(f"--name {name!r}: use letters, digits, '_', '-', '.' only")
     overlap = 0
     if run_dir is not None:
         run_dir = Path(run_dir)
+        if (run_dir / "eval" / f"{name}_summary.parquet").exists() and not cfg.overwrite:
+            raise PrefixoptError(f"{run_dir}/eval/{name}.parquet exists; pass --name NEW to "
+                                 "keep both, or --overwrite to replace it")
         overlap = check_overlap(run_dir, questions, split, cfg.allow_overlap)
     if cfg.num_questions is not None:
         if not 0 < cfg.num_questions <= len(questions):
@@ -287,7 +293,6 @@ def evaluate(
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
         runs.write_config(run_dir, cfg, {"kind": "eval"})
-    name = eval_name(split, cfg.num_questions, cfg.seed)
     runs.write_eval(run_dir, name, rows, summary)
     timings["wall_s"] = time.perf_counter() - t0
     return EvalResult(run_dir, name, split, benchmark, prefixes, rows, summary, groups,
@@ -328,6 +333,9 @@ def run(cfg: EvalConfig, run_dir: str | Path | None) -> EvalResult:
         if run_dir is None:
             raise PrefixoptError("--engine synthetic needs the RUN directory of a simulate run")
         return evaluate(cfg, run_dir, engine_factory=lambda: synthetic_engine_for_run(run_dir))
+    if cfg.engine.model == "synthetic":
+        raise PrefixoptError(f"{run_dir} was trained on the synthetic engine; pass --engine "
+                             "synthetic, or --model MODEL to evaluate its people on a real model")
     return evaluate(cfg, run_dir)
 
 
@@ -349,3 +357,22 @@ def result_json(result: EvalResult) -> dict[str, Any]:
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
     }
+
+
+def synthetic_engine_for_run(run_dir: str | Path):
+    """Rebuild the planted engine a `simulate` run trained against, from config.json's
+    "synthetic" entry: base_accuracy, difficulty_sd, seed, delta, planted_person_ids."""
+    from prefixopt.synthetic import SyntheticEngine
+
+    meta = runs.read_config(run_dir)
+    syn = meta.get("synthetic") or meta.get("simulate")
+    if not syn:
+        raise PrefixoptError(f"{run_dir} has no planted scenario in config.json (the "
+                             "'synthetic' entry `prefixopt simulate` records); evaluate it with "
+                             "--engine vllm")
+    people = runs.run_people(run_dir)
+    base = float(syn.get("base_accuracy", 0.5))
+    planted = np.isin(people.person_id, np.asarray(syn.get("planted_person_ids", []), np.int64))
+    accuracy = np.where(planted, base + float(syn.get("delta", 0.0)), base)  # (N,)
+    return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
+                           int(syn.get("seed", meta.get("config", {}).get("seed", 0))))

@@ -40,9 +40,11 @@ def find_gguf() -> Path:
 
 
 def is_prepared(dest: Path) -> bool:
-    return (dest / "config.json").is_file() and any(dest.glob("*.safetensors")) and (
-        dest / "tokenizer_config.json"
-    ).is_file()
+    return (
+        (dest / "config.json").is_file()
+        and any(dest.glob("*.safetensors"))
+        and (dest / "tokenizer_config.json").is_file()
+    )
 
 
 def prepare_embedded(models_dir: Path | None = None, force: bool = False) -> Path:
@@ -83,7 +85,5 @@ def resolve_model(model: str, models_dir: Path | None = None) -> str:
         return model
     dest = embedded_dir(models_dir)
     if not is_prepared(dest):
-        raise ModelError(
-            f"the embedded model is not prepared at {dest}; run: prefixopt setup"
-        )
+        raise ModelError(f"the embedded model is not prepared at {dest}; run: prefixopt setup")
     return str(dest)

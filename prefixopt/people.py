@@ -317,7 +317,7 @@ def _exclude(
         unknown = [w for w in wanted if w.strip().casefold() not in by_fold]
         if unknown:
             raise PrefixoptError(
-                f"{flag}: unknown {column}(s) {', '.join(map(repr, unknown))}; "
+                f"{flag}: unknown {column}(s) {', '.join(map(repr, unknown))} in {path}; "
                 f"valid: {', '.join(valid)}"
             )
         drop = [by_fold[w.strip().casefold()] for w in wanted]

@@ -6,7 +6,6 @@ from evaluate.summarise recomputed on the saved eval rows; the sentences are wri
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +155,8 @@ def fig_eval(summary: pl.DataFrame, path: Path, title: str) -> Path:
         m = summary[mid].to_numpy() * 100
         err = np.abs(np.vstack([m - summary[lo].to_numpy() * 100,
                                 summary[hi].to_numpy() * 100 - m]))
-        a.errorbar(m, y, xerr=err, fmt="none", ecolor=colours, capsize=3)
+        for i, c in enumerate(colours):  # errorbar takes one colour per call
+            a.errorbar(m[i], y[i], xerr=err[:, i : i + 1], fmt="none", ecolor=c, capsize=3)
         a.scatter(m, y, c=colours, zorder=3)
         a.set_yticks(y, labels, fontsize=8)
         a.set(xlabel=xl + " [points]")
@@ -275,4 +275,4 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
     return nums
 
 
-__all__ = ["build_report", "collect_run", "compare_runs", "key_numbers", "math"]
+

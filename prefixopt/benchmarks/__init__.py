@@ -33,6 +33,21 @@ _FAMILY = {
     "arc_challenge": "arc",
     "hellaswag": "hellaswag",
 }
+# Base splits each benchmark has (local files may add more) and where the hub keeps them.
+_SPLITS = {
+    "mmlu": ("dev", "validation", "test"),
+    "gsm8k": ("train", "test"),
+    "arc_easy": ("train", "validation", "test"),
+    "arc_challenge": ("train", "validation", "test"),
+    "hellaswag": ("train", "validation"),  # the hub's test split has no labels
+}
+_HUB = {
+    "mmlu": ("cais/mmlu", "all"),
+    "gsm8k": ("openai/gsm8k", "main"),
+    "arc_easy": ("allenai/ai2_arc", "ARC-Easy"),
+    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge"),
+    "hellaswag": ("Rowan/hellaswag", None),
+}
 # (train split for policy updates, held-out eval split), see DESIGN.md "Data".
 _DEFAULT_SPLITS = {
     "mmlu": ("validation", "test"),
@@ -110,13 +125,23 @@ def fewshot_split(benchmark: str) -> str:
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
-    """Explicit directory, else ../shared/data/benchmarks when it exists, else None (hub)."""
-    return Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    """Explicit directory (must exist), else ../shared/data/benchmarks when it exists, else
+    None (every split from the hub)."""
+    if data_dir is None:
+        return default_data_dir()
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise PrefixoptError(
+            f"data dir {root} does not exist; pass --data-dir DIR holding "
+            "<benchmark>/<split>.jsonl (or unset PREFIXOPT_DATA_DIR)"
+        )
+    return root
 
 
 def splits_of(benchmark: str, data_dir: str | Path | None = None) -> tuple[str, ...]:
     """Known splits of a benchmark plus any extra `<split>.jsonl` found locally."""
-    known = list(_family(benchmark).SPLITS)
+    _check(benchmark)
+    known = list(_SPLITS[benchmark])
     root = resolve_data_dir(data_dir)
     if root is not None and (root / benchmark).is_dir():
         known += sorted(p.stem for p in (root / benchmark).glob("*.jsonl") if p.stem not in known)
@@ -124,7 +149,8 @@ def splits_of(benchmark: str, data_dir: str | Path | None = None) -> tuple[str, 
 
 
 def hub_name(benchmark: str) -> str:
-    hub_id, config = _family(benchmark).HUB[benchmark]
+    _check(benchmark)
+    hub_id, config = _HUB[benchmark]
     return hub_id if config is None else f"{hub_id} ({config})"
 
 
@@ -180,7 +206,7 @@ def _parse_local(
 
 @lru_cache(maxsize=16)
 def _parse_hub(benchmark: str, split: str, root: str | None) -> tuple[Question, ...]:
-    hub_id, config = _family(benchmark).HUB[benchmark]
+    hub_id, config = _HUB[benchmark]
     where = f"{root}/{benchmark}/{split}.jsonl" if root else "no --data-dir"
     try:
         import datasets  # heavy and network-bound: only when no local file exists

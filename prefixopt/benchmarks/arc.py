@@ -11,11 +11,6 @@ from typing import Any
 from prefixopt.benchmarks.splits import parse_each
 from prefixopt.records import Question
 
-HUB = {
-    "arc_easy": ("allenai/ai2_arc", "ARC-Easy"),
-    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge"),
-}
-SPLITS = ("train", "validation", "test")
 LETTERS = "ABCDEFGHIJ"
 
 

@@ -14,10 +14,7 @@ from prefixopt.benchmarks.extract import extract_answer, normalize_number
 from prefixopt.benchmarks.splits import parse_each
 from prefixopt.records import Question
 
-__all__ = ["HUB", "SPLITS", "extract_answer", "gold_number", "parse_rows"]
-
-HUB = {"gsm8k": ("openai/gsm8k", "main")}
-SPLITS = ("train", "test")
+__all__ = ["extract_answer", "gold_number", "parse_rows"]
 
 
 def gold_number(answer: str) -> str:

@@ -14,8 +14,6 @@ from typing import Any
 from prefixopt.benchmarks.splits import parse_each
 from prefixopt.records import Question
 
-HUB = {"hellaswag": ("Rowan/hellaswag", None)}
-SPLITS = ("train", "validation")  # the hub's test split has no labels
 LETTERS = "ABCD"
 
 

@@ -12,8 +12,6 @@ from typing import Any
 from prefixopt.benchmarks.splits import parse_each
 from prefixopt.records import Question
 
-HUB = {"mmlu": ("cais/mmlu", "all")}
-SPLITS = ("dev", "validation", "test")
 LETTERS = "ABCDEFGHIJ"
 
 

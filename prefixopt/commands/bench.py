@@ -2,13 +2,79 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
 
-from prefixopt.commands.common import not_built
+from prefixopt.commands.common import err_console, out_console, print_json
+
+
+def _table(res: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    n = res["num_prompts"]
+    table = Table(title=f"prefixopt bench: {res['benchmark']} {res['scoring']} "
+                  f"({res['prompt_format']}, {res['num_fewshot']}-shot), K={res['k']} x "
+                  f"B={res['b']} = {n} prompts on {res['device']}")
+    for col in ("way", "seconds", "ms / prompt", "(a) is faster by"):
+        table.add_column(col, justify="right" if col != "way" else "left")
+    rows = [
+        ("(a) one batched call, prefix cache", res["batched_cache_s"], 1.0),
+        ("(b) one batched call, cache off", res["batched_nocache_s"], res["speedup_cache"]),
+        ("(c) one call per person", res["per_person_s"], res["speedup_vs_per_person"]),
+        ((f"(d) transformers one at a time (extrapolated from "
+         f"{res['sequential_measured_prompts']})"), res["sequential_s"],
+         res["speedup_vs_sequential"]),
+    ]
+    for way, secs, speed in rows:
+        table.add_row(way, f"{secs:.2f}", f"{1000 * secs / n:.1f}", f"{speed:.1f}x")
+    out_console.print(table)
+    out_console.print(
+        f"prefix cache hit rate {res['cache_hit_rate']:.1%} of prompt tokens; "
+        f"{res['cache_hit_of_shareable']:.1%} of the shareable tokens "
+        f"({res['cache_hit_of_block_shareable']:.1%} of those in whole {res['block_size']}-token "
+        f"blocks); host render + judge {res['host_s'] * 1000:.0f} ms = "
+        f"{res['host_share']:.1%} of (a); {res['prompts_per_s']:.1f} prompts/s; "
+        f"engine start {res['engine_start_s']:.0f} s; total {res['total_s']:.0f} s",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def bench() -> None:
+    def bench(
+        model: Annotated[str, typer.Option(help="HF id, local folder, or smollm2-135m")] = (
+            "smollm2-135m"),
+        benchmark: Annotated[str, typer.Option(help="benchmark the questions come from")] = (
+            "arc_easy"),
+        scoring: Annotated[str | None, typer.Option(
+            help="letter | cloze | generate (default: the benchmark's)")] = None,
+        prompt_format: Annotated[str, typer.Option(help="chat | harness")] = "chat",
+        num_fewshot: Annotated[int, typer.Option(help="solved examples in every prompt")] = 0,
+        k: Annotated[int, typer.Option("-k", "--samples", help="people (K)")] = 16,
+        b: Annotated[int, typer.Option("-b", "--questions", help="questions per person (B)")] = 32,
+        sequential_subset: Annotated[int, typer.Option(
+            help="prompts timed one at a time through transformers for (d)")] = 16,
+        dtype: Annotated[str, typer.Option(help="model dtype for vLLM (auto = the model's)")] = (
+            "auto"),
+        max_model_len: Annotated[int, typer.Option(help="vLLM max_model_len")] = 2048,
+        data_dir: Annotated[str | None, typer.Option(help="<dir>/<benchmark>/<split>.jsonl")] = (
+            None),
+        people: Annotated[str | None, typer.Option(help="people CSV for the names")] = None,
+        seed: Annotated[int, typer.Option(help="question sampling seed")] = 0,
+        json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
+    ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
-        not_built("bench")
+        from prefixopt.bench import run_bench
+        from prefixopt.config import EngineConfig
+
+        cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len)
+        res = run_bench(
+            cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
+            num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
+            data_dir=data_dir, people_path=people, seed=seed,
+            progress=lambda step: err_console.print(f"[dim]bench:[/] {step}", highlight=False),
+        )
+        _table(res)
+        if json_out:
+            print_json(res)

@@ -27,14 +27,21 @@ DataDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 
 
-def _status_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+def _status_table(rows: list[dict[str, Any]], data_dir: Path | None) -> Table:
+    from prefixopt.benchmarks import resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    where = f"local files under {root}" if root is not None else "no local data dir"
+    table = Table(title=f"benchmarks ({where}; hub = read with `datasets`)")
     for col, justify in (("benchmark", "left"), ("split", "left"), ("rows", "right"),
                          ("default for", "left"), ("source", "left")):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         rows_text = f"{r['rows']:,}" if r["rows"] is not None else "[dim]hub[/]"
-        table.add_row(r["benchmark"], r["split"], rows_text, r["default_for"], r["source"])
+        source = r["source"]
+        if r["local"] and root is not None:
+            source = str(Path(source).relative_to(root))
+        table.add_row(r["benchmark"], r["split"], rows_text, r["default_for"], source)
     return table
 
 
@@ -62,15 +69,16 @@ def register(app: typer.Typer) -> None:
         """Build notable_people_10k.csv, prepare the embedded model, check the benchmark data."""
         from prefixopt import benchmarks, models, people
 
-        path, written = people.write_people(
-            out or people.DEFAULT_PEOPLE_PATH,
-            people_source or people.DEFAULT_PANTHEON_PATH,
-            force=force,
-        )
+        path = out or people.DEFAULT_PEOPLE_PATH
+        source = people_source or people.DEFAULT_PANTHEON_PATH
+        if people_source is None and not source.is_file() and path.is_file():
+            # No Pantheon copy here but a table already built: keep it (validated below).
+            written, state = False, f"kept; {source} not found"
+        else:
+            path, written = people.write_people(path, source, force=force)
+            state = "written" if written else "up to date"
         n = len(people.load_people(path))
-        err_console.print(
-            f"people: {path} ({n:,} people, {'written' if written else 'up to date'})"
-        )
+        err_console.print(f"people: {path} ({n:,} people, {state})")
         model_dir = None
         if model:
             already = models.is_prepared(models.embedded_dir())
@@ -91,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 }
             )
         else:
-            out_console.print(_status_table(rows, "benchmark data"))
+            out_console.print(_status_table(rows, data_dir))
 
     @app.command()
     def data(data_dir: DataDirOpt = None, json: JsonOpt = False) -> None:
@@ -102,7 +110,7 @@ def register(app: typer.Typer) -> None:
         if json:
             print_json(rows)
         else:
-            out_console.print(_status_table(rows, "benchmarks (hub = read with `datasets`)"))
+            out_console.print(_status_table(rows, data_dir))
 
     @app.command()
     def people(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -47,20 +47,20 @@ def eval_table(result) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
-        run: Annotated[Optional[Path], typer.Argument(help="Run directory (omit with --people "
+        run: Annotated[Path | None, typer.Argument(help="Run directory (omit with --people "
                                                       "or --only-baseline and --benchmark).")] = None,
-        benchmark: Annotated[Optional[str], typer.Option(help="Benchmark (default: the run's).")] = None,
-        eval_split: Annotated[Optional[str], typer.Option(help="Held-out split, HF syntax "
+        benchmark: Annotated[str | None, typer.Option(help="Benchmark (default: the run's).")] = None,
+        eval_split: Annotated[str | None, typer.Option(help="Held-out split, HF syntax "
                                                           "(default: the benchmark's eval split).")] = None,
-        num_questions: Annotated[Optional[int], typer.Option(help="Evaluate N questions drawn "
+        num_questions: Annotated[int | None, typer.Option(help="Evaluate N questions drawn "
                                                              "with --seed (default: all).")] = None,
         top_k: Annotated[int, typer.Option(help="Learned people: the top-k by final probability.")] = 5,
         num_random: Annotated[int, typer.Option(help="Random people drawn uniformly from the pool.")] = 5,
-        prompt: Annotated[Optional[list[str]], typer.Option(help="Extra hand-written system "
+        prompt: Annotated[list[str] | None, typer.Option(help="Extra hand-written system "
                                                             "prompt (repeatable).")] = None,
-        people: Annotated[Optional[list[str]], typer.Option("--people", help="Evaluate this named "
+        people: Annotated[list[str] | None, typer.Option("--people", help="Evaluate this named "
                                                             "person (repeatable; no run needed).")] = None,
-        people_file: Annotated[Optional[str], typer.Option(help="People CSV without a run "
+        people_file: Annotated[str | None, typer.Option(help="People CSV without a run "
                                                            "(default: notable_people_10k.csv).")] = None,
         handwritten: Annotated[bool, typer.Option(help="Include the hand-written prompts.")] = True,
         only_baseline: Annotated[bool, typer.Option(help="Score the no-prefix baseline only "
@@ -71,13 +71,20 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, "
                                           "bootstrap.")] = 0,
         engine: Annotated[str, typer.Option(help="vllm, or synthetic for a `simulate` run.")] = "vllm",
-        model: Annotated[Optional[str], typer.Option(help="Model (default: the run's).")] = None,
-        scoring: Annotated[Optional[str], typer.Option(help="letter | cloze | generate "
+        model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
+        scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate "
                                                        "(default: the run's).")] = None,
-        data_dir: Annotated[Optional[str], typer.Option(help="Benchmark data directory.")] = None,
+        prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the "
+                                                          "run's).")] = None,
+        num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples (default: the "
+                                                        "run's).")] = None,
+        data_dir: Annotated[str | None, typer.Option(help="Benchmark data directory.")] = None,
         output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = "runs",
-        run_name: Annotated[Optional[str], typer.Option(help="Directory name for an eval "
+        run_name: Annotated[str | None, typer.Option(help="Directory name for an eval "
                                                         "without a run.")] = None,
+        name: Annotated[str | None, typer.Option(help="Name of the eval tables (default: from "
+                                                 "the split, N and seed).")] = None,
+        overwrite: Annotated[bool, typer.Option(help="Replace an existing eval of that name.")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
     ) -> None:
         """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
@@ -86,17 +93,22 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("vllm", "synthetic"):
             fail(f"--engine must be vllm or synthetic (got {engine!r})")
+        if prompt_format is not None and prompt_format not in ("chat", "harness"):
+            fail(f"--prompt-format must be chat or harness (got {prompt_format!r})")
         if num_questions is not None and num_questions < 1:
             fail(f"--num-questions must be >= 1 (got {num_questions})")
         if top_k < 0 or num_random < 0:
             fail("--top-k and --num-random must be >= 0")
         if run is None and benchmark is None:
             fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
-        options = dict(eval_split=eval_split, num_questions=num_questions, top_k=top_k,
-                       num_random=num_random, prompts=tuple(prompt or ()),
-                       people_names=tuple(people or ()), handwritten=handwritten,
-                       allow_overlap=allow_overlap, bootstrap_samples=bootstrap_samples,
-                       seed=seed, engine_kind=engine, output_dir=output_dir, run_name=run_name)
+        options = {
+            "eval_split": eval_split, "num_questions": num_questions, "top_k": top_k,
+            "num_random": num_random, "prompts": tuple(prompt or ()),
+            "people_names": tuple(people or ()), "handwritten": handwritten,
+            "allow_overlap": allow_overlap, "bootstrap_samples": bootstrap_samples, "seed": seed,
+            "engine_kind": engine, "output_dir": output_dir, "run_name": run_name, "name": name,
+            "overwrite": overwrite,
+        }
         if only_baseline:
             options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
         if run is not None:
@@ -104,8 +116,9 @@ def register(app: typer.Typer) -> None:
         else:
             options.update(top_k=0)  # no run: no learned people
             cfg = EvalConfig(engine=EngineConfig(), task=TaskConfig(benchmark=benchmark), **options)
-        task = {k: v for k, v in dict(benchmark=benchmark, scoring=scoring,
-                                      data_dir=data_dir).items() if v is not None}
+        task = {k: v for k, v in {"benchmark": benchmark, "scoring": scoring,
+                                  "prompt_format": prompt_format, "num_fewshot": num_fewshot,
+                                  "data_dir": data_dir}.items() if v is not None}
         cfg = replace(cfg, task=replace(cfg.task, **task), people=people_file or cfg.people)
         if model is not None:
             cfg = replace(cfg, engine=replace(cfg.engine, model=model))
@@ -127,7 +140,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
-        out: Annotated[Optional[Path], typer.Option(help="Output directory (default: "
+        out: Annotated[Path | None, typer.Option(help="Output directory (default: "
                                                     "RUN/report/ for one run).")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
     ) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from click.core import ParameterSource
 
 from prefixopt.commands.common import err_console, fail, print_json
 from prefixopt.config import TrainConfig, from_dict, to_dict
@@ -21,6 +20,13 @@ from prefixopt.errors import PrefixoptError
 D = TrainConfig()  # defaults shown in --help come from config.py, the one place they live
 ENGINE_KEYS = {f.name for f in dataclasses.fields(D.engine)} - {"seed"}
 TASK_KEYS = {f.name for f in dataclasses.fields(D.task)}
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Was this option given on the command line (not defaulted)? Compared by name: typer
+    may vendor its own click, whose ParameterSource enum is a different class."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | None) -> TrainConfig:
@@ -33,8 +39,7 @@ def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | No
             raise PrefixoptError(f"cannot read --config {config}: {exc}") from None
     data = to_dict(base)
     for name, value in values.items():
-        if ctx.get_parameter_source(name) not in (ParameterSource.COMMANDLINE,
-                                                  ParameterSource.ENVIRONMENT):
+        if not given(ctx, name):
             continue
         value = tuple(value) if isinstance(value, list) else value
         if name in ENGINE_KEYS:
@@ -136,16 +141,18 @@ def register(app: typer.Typer) -> None:
         """REINFORCE training of the persona policy on a benchmark."""
         from prefixopt import runs
 
-        values = {k: v for k, v in locals().items()
-                  if k not in ("ctx", "config", "resume", "json_out", "engine", "runs")}
+        values = {k: v for k, v in ctx.params.items()
+                  if k not in ("config", "resume", "json_out", "engine")}
         if resume is not None:
-            given = [k for k in values if k != "iterations" and ctx.get_parameter_source(k)
-                     == ParameterSource.COMMANDLINE]
-            if given:
-                fail(f"--resume continues a run as configured; drop --{given[0].replace('_', '-')}"
+            changed = [k for k in values if k not in ("iterations", "engine") and given(ctx, k)]
+            if changed:
+                fail(f"--resume continues a run as configured; drop --{changed[0].replace('_', '-')}"
                      " (only --iterations may change)")
             cfg = runs.read_train_config(resume)
-            if ctx.get_parameter_source("iterations") == ParameterSource.COMMANDLINE:
+            if not given(ctx, "engine"):  # a synthetic run continues on the synthetic engine
+                stored = runs.read_config(resume).get("versions", {}).get("engine")
+                engine = "synthetic" if stored == "synthetic" else "vllm"
+            if given(ctx, "iterations"):
                 cfg = dataclasses.replace(cfg, iterations=iterations)
         else:
             cfg = resolve_config(ctx, values, config)
@@ -195,10 +202,9 @@ def register(app: typer.Typer) -> None:
             fail(f"--base-accuracy {base_accuracy} + --delta {delta} must stay inside (0, 1)")
         if budget < 1:
             fail(f"--budget must be >= 1 question evaluation (got {budget})")
-        values = {k: v for k, v in locals().items() if k in D.__dataclass_fields__
-                  or k in TASK_KEYS}
-        values["iterations"] = 1
-        cfg = resolve_config(ctx, {k: v for k, v in values.items() if k != "iterations"}, None)
+        values = {k: v for k, v in ctx.params.items()
+                  if k in D.__dataclass_fields__ or k in TASK_KEYS}
+        cfg = resolve_config(ctx, values, None)
         cfg = dataclasses.replace(cfg, run_name=None, engine=dataclasses.replace(
             cfg.engine, model="synthetic"))
         summary = run_simulate(cfg, planted_field, planted_people, delta, base_accuracy,

@@ -1,0 +1,106 @@
+"""Persona prefixes and the person-major K x B prompt grid. Chat format: persona = system
+message, user = optional few-shot block + the question, through the model's own chat template
+(engine.render_chat). Harness format: lm-evaluation-harness prompts without a chat template
+(a persona, if any, is a first paragraph). Pure: no I/O beyond the benchmark loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from prefixopt.benchmarks import render
+from prefixopt.errors import PrefixoptError
+from prefixopt.records import Question, Request
+
+DEFAULT_TEMPLATE = "You are {name}."
+_SENTINEL = "\x00PREFIXOPT-USER\x00"
+
+
+def persona(template: str, name: str) -> str:
+    """Fill `{name}` literally: braces, quotes or newlines in a name are never interpreted
+    (no str.format, so a name like "{0.__class__}" stays text)."""
+    if "{name}" not in template:
+        raise PrefixoptError(f"--prefix-template {template!r} has no {{name}} placeholder")
+    return template.replace("{name}", name)
+
+
+class _ChatSplicer:
+    """Render [system?, user] fast: the template is applied once per system prompt with a
+    sentinel user message, giving (head, tail); a prompt is head + user + tail. Each user text
+    is checked once against a full render (templates that trim content fall back to it)."""
+
+    def __init__(self, engine: object):
+        self.engine = engine
+        self.parts: dict[str | None, tuple[str, str]] = {}
+        self.verified: dict[str, bool] = {}
+
+    def __call__(self, system: str | None, user: str) -> str:
+        if system not in self.parts:
+            head, _, tail = self.engine.render_chat(system, _SENTINEL).partition(_SENTINEL)
+            self.parts[system] = (head, tail)
+        head, tail = self.parts[system]
+        if user not in self.verified:
+            self.verified[user] = self.engine.render_chat(system, user) == head + user + tail
+        return head + user + tail if self.verified[user] else self.engine.render_chat(system, user)
+
+
+def build_grid(
+    engine: object,
+    prefixes: Sequence[tuple[int, str | None]],
+    questions: Sequence[Question],
+    *,
+    scoring: str,
+    prompt_format: str = "chat",
+    fewshot: Sequence[Question] = (),
+) -> list[Request]:
+    """K x B Requests, person-major: all B questions of prefix 0, then prefix 1, ...; so each
+    person's head (system prompt + few-shot block) is shared by its B prompts in the cache.
+    prefixes: (person_id or NO_PERSON, system text or None for no system message)."""
+    if prompt_format not in ("chat", "harness"):
+        raise PrefixoptError(f"unknown prompt format {prompt_format!r}; valid: chat, harness")
+    # per question, once: body text, continuations, letters
+    if prompt_format == "chat":
+        bodies = [render.render_user(q, scoring, fewshot) for q in questions]  # (B,)
+        splice = _ChatSplicer(engine)
+    else:
+        bodies = [render.render_harness(q, scoring, fewshot) for q in questions]  # (B,)
+    conts = [render.continuations(q, prompt_format) if scoring == "cloze" else ()
+             for q in questions]
+    letters = [q.labels if scoring == "letter" else () for q in questions]
+    requests = []
+    for person_id, system in prefixes:  # person-major
+        for q, body, cont, lets in zip(questions, bodies, conts, letters, strict=True):
+            if prompt_format == "chat":
+                prompt = splice(system, body)
+            else:
+                prompt = body if system is None else f"{system}\n\n{body}"
+            requests.append(Request(prompt, person_id, q, cont, lets))
+    return requests
+
+
+def fewshot_examples(
+    benchmark: str,
+    k: int,
+    seed: int,
+    data_dir: str | Path | None = None,
+    exclude_ids: Iterable[str] = (),
+) -> list[Question]:
+    """k solved examples from the benchmark's few-shot split, drawn with a fixed seed, never
+    one of the scored questions (exclude_ids)."""
+    from prefixopt.benchmarks import fewshot_split, load_split
+
+    if k <= 0:
+        return []
+    split = fewshot_split(benchmark)
+    excluded = set(exclude_ids)
+    pool = [q for q in load_split(benchmark, split, data_dir=data_dir)
+            if q.question_id not in excluded]
+    if len(pool) < k:
+        raise PrefixoptError(
+            f"--num-fewshot {k}: only {len(pool)} {benchmark} {split} examples are available"
+        )
+    rng = np.random.default_rng(seed)
+    return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]

@@ -1,0 +1,181 @@
+"""The sentences and tables of report.md, written from the numbers report.py collected: each
+research question gets an answer stated with its interval and a verdict that follows from the
+interval ("no evidence" when it includes zero), never a claim the data does not carry.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+
+def pts(x: float | None, signed: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def verdict(c) -> str:
+    if c.excludes_zero:
+        a, b = c.name.split(" vs ")
+        return (f"evidence of a difference (the interval excludes 0): {a} "
+                f"{'better' if c.diff > 0 else 'worse'} than {b}")
+    return "no evidence of a difference (the interval includes 0)"
+
+
+def contrast_line(d: dict[str, Any], e: dict[str, Any], name: str) -> str | None:
+    c = e["contrasts"].get(name)
+    if c is None:
+        return None
+    return (f"- {d['id']} ({d['benchmark']}, {e['name']}, {e['n']} questions): {name} "
+            f"{pts(c.diff)} points, 95% CI [{pts(c.low)}, {pts(c.high)}]: {verdict(c)}.")
+
+
+def _md_table(df: pl.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return "n/a" if math.isnan(v) else f"{v:.4g}"
+        return "" if v is None else str(v).replace("|", "/")
+
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "\n".join("| " + " | ".join(fmt(v) for v in row) + " |"
+                            for row in df.iter_rows()) + "\n"
+
+
+def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -> str:
+    lines = ["# prefixopt report", "", "## Answers to the research questions", ""]
+    evals = [(d, e) for d in data for e in d["evals"]]
+    no_eval = "not answered: no held-out evaluation yet (run `prefixopt eval RUN`)."
+
+    lines.append("**1. Do learned prefixes beat random ones?**")
+    got = [contrast_line(d, e, "learned vs random") for d, e in evals]
+    got = [g for g in got if g]
+    lines += got or [f"- {no_eval}"]
+    for d, e in evals:
+        s = e["summary"].filter(pl.col("prefix_kind") == "learned")
+        if len(s):
+            lines.append(f"- {d['id']} ({e['name']}): {int(s['significant'].sum())} of {len(s)} "
+                         "learned people differ from no prefix after Holm correction.")
+            lines += [x for x in [contrast_line(d, e, "learned vs none")] if x]
+    lines += ["", "**2. Which kinds of people work best?**"]
+    for d in data:
+        if "field_reward" in d:
+            fr = d["field_reward"].filter(pl.col("samples") >= 5).head(3)
+            best = ", ".join(f"{f} {r:.3f} ({n} samples)" for f, r, n in
+                             zip(fr["field"], fr["mean_reward"], fr["samples"]))
+            lines.append(f"- {d['id']}: highest mean training reward by field (fields sampled "
+                         f"at least 5 times): {best}. Training rewards are measured on the "
+                         "training questions and favour whoever got lucky; the held-out "
+                         "comparison (1) is the test.")
+        if "field_mass" in d:
+            fm = d["field_mass"].sort("ratio", descending=True).head(3)
+            lines.append(f"- {d['id']}: the fields the policy over-weights most: " + ", ".join(
+                f"{f} {m:.1%} of the mass ({r:.1f}x its pool share)"
+                for f, m, r in zip(fm["field"], fm["mass"], fm["ratio"])) + ".")
+    if not any("field_mass" in d or "field_reward" in d for d in data):
+        lines.append("- not answered: no training tables in these runs.")
+
+    lines += ["", "**3. Does the learned distribution cluster by field?**"]
+    for d in data:
+        if "field_mass" not in d:
+            continue
+        fm = d["field_mass"].sort("ratio", descending=True)
+        top = fm.row(0, named=True)  # the most over-represented field
+        over = fm.filter(pl.col("ratio") >= 2)
+        param = d["meta"].get("config", {}).get("parameterization")
+        ans = ("yes" if top["ratio"] >= 2 else "weakly" if top["ratio"] >= 1.25 else
+               "no, the mass follows the pool")
+        lines.append(
+            f"- {d['id']}: {ans}: {top['field']} holds {top['mass']:.1%} of the probability mass "
+            f"against {top['pool_share']:.1%} of the pool ({top['ratio']:.1f}x); "
+            f"{len(over)} field(s) are over-represented at least 2x."
+            + (" The factored policy shares one term per field, so clustering is what it "
+               "expresses; whether the favoured field is really better is question 1."
+               if param == "factored" else ""))
+    if not any("field_mass" in d for d in data):
+        lines.append("- not answered: no checkpoint (final probabilities) in these runs.")
+
+    lines += ["", "**4. Learned vs hand-written prompts?**"]
+    got = [contrast_line(d, e, "learned vs handwritten") for d, e in evals]
+    got = [g for g in got if g]
+    lines += got or [f"- {no_eval if not evals else 'not answered: no hand-written prompts.'}"]
+
+    lines += ["", "**5. Do benchmarks differ?**"]
+    benches = sorted({d["benchmark"] for d in data})
+    if len(benches) < 2:
+        lines.append(f"- not answerable from one benchmark ({', '.join(benches)}): give "
+                     "`prefixopt report` runs on several benchmarks.")
+    else:
+        for d in data:
+            if "field_mass" in d:
+                lines.append(f"- {d['benchmark']} ({d['id']}): top field "
+                             f"{d['field_mass']['field'][0]} ({d['field_mass']['mass'][0]:.1%}).")
+        for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
+            lines.append(f"- {j['a']} vs {j['b']}: Jensen-Shannon divergence {j['jsd_bits']:.3f} "
+                         f"bits (0 same, 1 disjoint); {o['shared_top20']} of the top 20 people "
+                         "shared.")
+        for d, e in evals:
+            line = contrast_line(d, e, "learned vs none")
+            if line:
+                lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
+    cfg = d["meta"].get("config", {})
+    lines = [f"## Run {d['id']}", "",
+             f"benchmark {d['benchmark']}, model {d['model']}, kind {d['meta'].get('kind', '?')}"
+             + (f", K={cfg.get('samples_per_iteration')}, B={cfg.get('batch_size')}, "
+                f"lr={cfg.get('learning_rate')}, {cfg.get('optimizer')}, "
+                f"{cfg.get('parameterization')}" if "batch_size" in cfg else ""), ""]
+    c = d["curve"]
+    if c is not None and len(c):
+        tail = c.tail(min(5, len(c)))
+        lines.append(f"Training: {len(c)} iterations; mean reward {c['mean_reward'][0]:.3f} at "
+                     f"the first, {tail['mean_reward'].mean():.3f} over the last {len(tail)}; "
+                     f"entropy {c['entropy'][0]:.3f} -> {c['entropy'][-1]:.3f} nats.")
+    if "top" in d:
+        lines.append(f"Top person: {d['top']['name'][0]} ({d['top']['field'][0]}), probability "
+                     f"{d['top']['prob'][0]:.4f} (uniform would be {1 / d['num_people']:.6f}); "
+                     f"policy entropy {d['entropy']:.3f} nats (uniform "
+                     f"{math.log(d['num_people']):.3f}).")
+    lines.append("")
+    for e in d["evals"]:
+        s = e["summary"]
+        lines += [f"### Held-out evaluation {e['name']} ({e['n']} questions)", "",
+                  _md_table(s.select(
+                      "prefix", "prefix_kind",
+                      *(pl.col(x) * 100 for x in ("accuracy", "ci_low", "ci_high",
+                                                  "diff_vs_none", "diff_low", "diff_high")),
+                      "p_value", "p_holm", "significant")),
+                  ("(accuracy and differences in points; CI 95%: Wilson for accuracy, paired "
+                  "bootstrap for differences; p: exact McNemar vs no prefix; p_holm: Holm "
+                  "across all prefixes.)"), ""]
+        for name, con in e["contrasts"].items():
+            lines.append(f"- {name}: {pts(con.diff)} points, 95% CI [{pts(con.low)}, "
+                         f"{pts(con.high)}]: {verdict(con)}.")
+        learned = s.filter(pl.col("prefix_kind") == "learned")
+        if len(learned) and learned["train_reward"].null_count() < len(learned):
+            gap = learned["curse_gap"].drop_nulls()
+            lines += ["", ("Winner's curse (training reward vs held-out accuracy of the learned "
+                      f"people): mean gap {pts(gap.mean())} points."), "",
+                      _md_table(learned.select("prefix", "times_sampled", "train_reward",
+                                               "accuracy", "curse_gap"))]
+        lines.append("")
+    for f in figs:
+        lines += [f"![{f.stem}]({f.relative_to(out)})", ""]
+    return "\n".join(lines)
+
+
+def comparison_md(data: list[dict[str, Any]], comparison: dict[str, Any], out: Path) -> str:
+    lines = ["## Across runs", ""]
+    if "field_mass" in comparison:
+        lines += ["Probability mass by field:", "", _md_table(comparison["field_mass"]), "",
+                  "![field_mass_runs](field_mass_runs.png)", ""]
+    for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
+        lines.append(f"- {j['a']} vs {j['b']}: JSD {j['jsd_bits']:.4f} bits, "
+                     f"{o['shared_top20']} shared top-20 people")
+    return "\n".join(lines) + "\n"

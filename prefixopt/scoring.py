@@ -1,0 +1,88 @@
+"""From Requests to judged Answers: choose the scoring mode, send every request to the engine
+in ONE call, and judge each response. letter/cloze: prediction = argmax log-prob, margin =
+gold minus the best other choice; generate: strict-then-flexible extraction, unparseable ->
+parsed=False, counted wrong (never defaulted to a letter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from prefixopt.benchmarks import render
+from prefixopt.benchmarks.extract import extract_letter, extract_number, normalize_number
+from prefixopt.config import SCORINGS
+from prefixopt.errors import PrefixoptError
+from prefixopt.records import Answer, Request, Response
+
+
+def resolve_scoring(benchmark: str, scoring: str | None) -> str:
+    """The run's scoring mode: the given one (validated) or the benchmark's default."""
+    from prefixopt.benchmarks import default_scoring
+
+    mode = default_scoring(benchmark) if scoring is None else scoring
+    if mode not in SCORINGS:
+        raise PrefixoptError(f"unknown --scoring {mode!r}; valid: {', '.join(SCORINGS)}")
+    if benchmark == "gsm8k" and mode != "generate":
+        raise PrefixoptError("gsm8k has no answer choices; use --scoring generate")
+    return mode
+
+
+def generate_settings(requests: Sequence[Request]) -> tuple[int, tuple[str, ...]]:
+    """One (max_tokens, stop) for the whole batch: the largest budget, the union of stops."""
+    params = {render.generate_params(r.question) for r in requests}
+    max_tokens = max(m for m, _ in params)
+    stop = tuple(sorted({s for _, stops in params for s in stops}))
+    return max_tokens, stop
+
+
+def score(engine: object, requests: Sequence[Request], mode: str
+          ) -> tuple[list[Response], list[Answer]]:
+    """Exactly ONE engine.run for all requests, then judge each response (request order)."""
+    max_tokens, stop = generate_settings(requests) if mode == "generate" and requests else (1, ())
+    responses = engine.run(requests, mode, max_tokens=max_tokens, stop=stop)
+    if len(responses) != len(requests):
+        raise RuntimeError(f"engine returned {len(responses)} responses for {len(requests)}")
+    return responses, [judge(r, resp, mode) for r, resp in zip(requests, responses, strict=True)]
+
+
+def _argmax_answer(scores: Sequence[float], labels: Sequence[str], gold: str) -> Answer:
+    """pred = best label; margin = gold score minus the best other score."""
+    if len(scores) != len(labels) or not scores or all(math.isinf(s) for s in scores):
+        return Answer(False, False, None, gold, math.nan, "none")
+    best = max(range(len(scores)), key=scores.__getitem__)
+    pred = labels[best]
+    margin = math.nan
+    if gold in labels and len(scores) > 1:
+        g = labels.index(gold)
+        margin = scores[g] - max(s for i, s in enumerate(scores) if i != g)
+    return Answer(pred == gold, True, pred, gold, margin, "argmax")
+
+
+def judge(request: Request, response: Response, mode: str) -> Answer:
+    """Read one response. letter: log-probs per request.letters; cloze: summed log-likelihood
+    per continuation (acc, not length-normalised: see cloze_norm_pred); generate: extraction."""
+    q = request.question
+    if mode == "letter":
+        return _argmax_answer(response.logprobs, request.letters, q.gold)
+    if mode == "cloze":
+        return _argmax_answer(response.logprobs, q.labels, q.gold)
+    if mode != "generate":
+        raise PrefixoptError(f"unknown scoring mode {mode!r}; valid: {', '.join(SCORINGS)}")
+    if q.choices:
+        pred, rule = extract_letter(response.text, q.labels)
+        correct = pred == q.gold
+    else:
+        pred, rule = extract_number(response.text)
+        correct = pred is not None and pred == normalize_number(q.gold)
+    return Answer(bool(correct and pred is not None), pred is not None, pred, q.gold, math.nan,
+                  rule)
+
+
+def cloze_norm_pred(request: Request, response: Response) -> str | None:
+    """The harness's acc_norm prediction: log-likelihood / characters of the choice text."""
+    q = request.question
+    if len(response.logprobs) != len(q.choices) or not q.choices:
+        return None
+    norm = [lp / max(len(c), 1) for lp, c in zip(response.logprobs, q.choices, strict=True)]
+    return q.labels[max(range(len(norm)), key=norm.__getitem__)]

@@ -1,0 +1,154 @@
+"""The CLI surface and the data commands (`setup`, `data`, `people`) through the real entry
+point (subprocess: stderr, exit codes) or typer's CliRunner (stdout JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prefixopt.cli import app
+
+DESIGN_COMMANDS = ("setup", "data", "train", "eval", "report", "simulate", "bench", "people")
+runner = CliRunner()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m prefixopt.cli ARGS` the way a user does (one-line errors, exit codes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "prefixopt.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        timeout=120,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_every_design_command() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for command in DESIGN_COMMANDS:
+        assert f" {command} " in result.output, command
+
+
+@pytest.fixture(scope="module")
+def people_csv(pantheon_path: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("setup") / "people.csv"
+    proc = cli(
+        "setup", "--people-source", str(pantheon_path), "--out", str(out), "--no-model", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["people"] == {"path": str(out), "rows": 10_000, "written": True}
+    return out
+
+
+def test_setup_is_idempotent(people_csv: Path, pantheon_path: Path) -> None:
+    before = people_csv.read_bytes()
+    proc = cli(
+        "setup",
+        "--people-source",
+        str(pantheon_path),
+        "--out",
+        str(people_csv),
+        "--no-model",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["people"]["written"] is False
+    assert people_csv.read_bytes() == before
+    assert "up to date" in proc.stderr
+
+
+def test_setup_names_a_missing_source(tmp_path: Path) -> None:
+    proc = cli(
+        "setup",
+        "--people-source",
+        str(tmp_path / "nope.tsv"),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--no-model",
+    )
+    assert_one_line_error(proc, "nope.tsv", "--people-source")
+
+
+def test_data_reports_the_design_counts(bench_dir: Path) -> None:
+    result = runner.invoke(app, ["data", "--data-dir", str(bench_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["benchmark"], r["split"]): r["rows"] for r in json.loads(result.output)}
+    assert rows[("mmlu", "test")] == 14_042
+    assert rows[("gsm8k", "test")] == 1_319
+    assert rows[("arc_easy", "test")] == 2_376
+    assert rows[("arc_challenge", "test")] == 1_172
+    assert rows[("hellaswag", "validation")] == 10_042
+
+
+def test_data_reads_the_env_default(tmp_path: Path) -> None:
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(
+        '{"question": "q", "answer": "#### 1"}\n', encoding="utf-8"
+    )
+    result = runner.invoke(app, ["data", "--json"], env={"PREFIXOPT_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    rows = {(r["benchmark"], r["split"]): r for r in json.loads(result.output)}
+    assert rows[("gsm8k", "test")]["rows"] == 1
+    assert rows[("mmlu", "test")]["source"].startswith("hub:")
+    proc = cli("data", env={"PREFIXOPT_DATA_DIR": str(tmp_path / "missing")})
+    assert_one_line_error(proc, "missing", "--data-dir")
+
+
+def test_people_browse(people_csv: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["people", "--people", str(people_csv), "--field", "Mathematics", "--top", "3", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) == 3 and {r["field"] for r in rows} == {"Mathematics"}
+    assert [r["hpi"] for r in rows] == sorted((r["hpi"] for r in rows), reverse=True)
+    result = runner.invoke(app, ["people", "--people", str(people_csv), "--counts", "--json"])
+    counts = json.loads(result.output)
+    assert sum(counts["field"].values()) == sum(counts["era"].values()) == 10_000
+    result = runner.invoke(
+        app, ["people", "--people", str(people_csv), "--name", "newton"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0 and "Isaac Newton" in result.output
+    proc = cli("people", "--people", str(people_csv), "--era", "Jurassic")
+    assert_one_line_error(proc, "Jurassic", "valid:")
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("name,field,era\nA,Science,Modern\nA,Music,Modern\n", ("duplicate name 'A'", "row 2")),
+        ("name,era\nA,Modern\n", ("missing column(s) field",)),
+        ("name,field,era\n,Science,Modern\n", ("row 1", "empty name")),
+    ],
+)
+def test_bad_people_files_give_one_line(
+    tmp_path: Path, text: str, needles: tuple[str, ...]
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    assert_one_line_error(cli("people", "--people", str(path)), str(path), *needles)
+
+
+def test_non_utf8_people_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("name,field,era\nRen\xe9,Music,Modern\n".encode("latin-1"))
+    assert_one_line_error(cli("people", "--people", str(path)), "UTF-8", "row 1")
