@@ -1,36 +1,62 @@
-"""The CLI surface and the data commands (`setup`, `data`, `people`) through the real entry
-point (subprocess: stderr, exit codes) or typer's CliRunner (stdout JSON)."""
+"""The CLI surface and the data commands (`setup`, `data`, `people`) through the console-script
+entry point (stderr, exit codes) or typer's CliRunner (stdout JSON)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt.cli import app
+from prefixopt.cli import app, main
 
 DESIGN_COMMANDS = ("setup", "data", "train", "eval", "report", "simulate", "bench", "people")
 runner = CliRunner()
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m prefixopt.cli ARGS` the way a user does (one-line errors, exit codes)."""
+def _run_subprocess(*args: str) -> subprocess.CompletedProcess:
+    """The real console script in a fresh process (used once, for the module's people file)."""
     return subprocess.run(
         [sys.executable, "-m", "prefixopt.cli", *args],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **(env or {}), "COLUMNS": "200"},
         timeout=120,
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the console-script entry point in-process, as a user would call `prefixopt ARGS`
+    (flag normalisation, one-line errors, exit codes); returns code, stdout, stderr."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def assert_one_line_error(proc: Result, *needles: str) -> None:
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -49,7 +75,7 @@ def test_help_lists_every_design_command() -> None:
 @pytest.fixture(scope="module")
 def people_csv(pantheon_path: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("setup") / "people.csv"
-    proc = cli(
+    proc = _run_subprocess(
         "setup", "--people-source", str(pantheon_path), "--out", str(out), "--no-model", "--json"
     )
     assert proc.returncode == 0, proc.stderr
@@ -58,7 +84,7 @@ def people_csv(pantheon_path: Path, tmp_path_factory) -> Path:
     return out
 
 
-def test_setup_is_idempotent(people_csv: Path, pantheon_path: Path) -> None:
+def test_setup_is_idempotent(people_csv: Path, pantheon_path: Path, cli) -> None:
     before = people_csv.read_bytes()
     proc = cli(
         "setup",
@@ -75,7 +101,7 @@ def test_setup_is_idempotent(people_csv: Path, pantheon_path: Path) -> None:
     assert "up to date" in proc.stderr
 
 
-def test_setup_names_a_missing_source(tmp_path: Path) -> None:
+def test_setup_names_a_missing_source(tmp_path: Path, cli) -> None:
     proc = cli(
         "setup",
         "--people-source",
@@ -98,7 +124,7 @@ def test_data_reports_the_design_counts(bench_dir: Path) -> None:
     assert rows[("hellaswag", "validation")] == 10_042
 
 
-def test_data_reads_the_env_default(tmp_path: Path) -> None:
+def test_data_reads_the_env_default(tmp_path: Path, cli) -> None:
     (tmp_path / "gsm8k").mkdir()
     (tmp_path / "gsm8k" / "test.jsonl").write_text(
         '{"question": "q", "answer": "#### 1"}\n', encoding="utf-8"
@@ -112,7 +138,7 @@ def test_data_reads_the_env_default(tmp_path: Path) -> None:
     assert_one_line_error(proc, "missing", "--data-dir")
 
 
-def test_people_browse(people_csv: Path) -> None:
+def test_people_browse(people_csv: Path, cli) -> None:
     result = runner.invoke(
         app,
         ["people", "--people", str(people_csv), "--field", "Mathematics", "--top", "3", "--json"],
@@ -141,14 +167,14 @@ def test_people_browse(people_csv: Path) -> None:
     ],
 )
 def test_bad_people_files_give_one_line(
-    tmp_path: Path, text: str, needles: tuple[str, ...]
+    cli, tmp_path: Path, text: str, needles: tuple[str, ...]
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text, encoding="utf-8")
     assert_one_line_error(cli("people", "--people", str(path)), str(path), *needles)
 
 
-def test_non_utf8_people_file(tmp_path: Path) -> None:
+def test_non_utf8_people_file(tmp_path: Path, cli) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("name,field,era\nRen\xe9,Music,Modern\n".encode("latin-1"))
     assert_one_line_error(cli("people", "--people", str(path)), "UTF-8", "row 1")

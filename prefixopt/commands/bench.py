@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
             None),
         people: Annotated[str | None, typer.Option(help="people CSV for the names")] = None,
         seed: Annotated[int, typer.Option(help="question sampling seed")] = 0,
+        block_size: Annotated[int | None, typer.Option(
+            help="vLLM prefix-cache block size in tokens (default: vLLM's; CPU 128)")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
     ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
         res = run_bench(
             cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
             num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
-            data_dir=data_dir, people_path=people, seed=seed,
+            data_dir=data_dir, people_path=people, seed=seed, block_size=block_size,
             progress=lambda step: err_console.print(f"[dim]bench:[/] {step}", highlight=False),
         )
         _table(res)

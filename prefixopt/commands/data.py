@@ -27,6 +27,11 @@ DataDirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 
 
+def _status(line: str) -> None:
+    """A progress line on stderr, never wrapped (paths stay copyable)."""
+    err_console.print(line, soft_wrap=True, highlight=False)
+
+
 def _status_table(rows: list[dict[str, Any]], data_dir: Path | None) -> Table:
     from prefixopt.benchmarks import resolve_data_dir
 
@@ -78,14 +83,14 @@ def register(app: typer.Typer) -> None:
             path, written = people.write_people(path, source, force=force)
             state = "written" if written else "up to date"
         n = len(people.load_people(path))
-        err_console.print(f"people: {path} ({n:,} people, {state})")
+        _status(f"people: {path} ({n:,} people, {state})")
         model_dir = None
         if model:
             already = models.is_prepared(models.embedded_dir())
             if not already:
-                err_console.print("model: converting SmolLM2-135M-Instruct GGUF -> safetensors ...")
+                _status("model: converting SmolLM2-135M-Instruct GGUF -> safetensors ...")
             model_dir = models.prepare_embedded()
-            err_console.print(
+            _status(
                 f"model: {models.EMBEDDED_ALIAS} -> {model_dir} "
                 f"({'up to date' if already else 'prepared'})"
             )

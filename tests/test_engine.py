@@ -1,0 +1,114 @@
+"""The real vLLM engine with the embedded SmolLM2-135M-Instruct (one engine per session):
+order and counts, prefix-cache hits, letter log-probs, cloze against transformers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from prefixopt.prompts import build_grid, persona
+from prefixopt.records import NO_PERSON, Question, Request
+
+QS = [
+    Question("arc_easy/t1", "arc_easy", "Which of these is a source of light?",
+             ("the Sun", "a rock", "a shadow", "a spoon"), ("A", "B", "C", "D"), "A"),
+    Question("arc_easy/t2", "arc_easy", "What do plants need to make food?",
+             ("sunlight", "plastic", "sand", "metal"), ("A", "B", "C", "D"), "A"),
+    Question("arc_easy/t3", "arc_easy", "Which animal can fly?",
+             ("a dog", "a bird", "a fish", "a cow"), ("A", "B", "C", "D"), "B"),
+]
+# a long shared head (> 2 CPU prefix blocks of 128 tokens)
+LONG_HEAD = persona("You are {name}. ", "Marie Curie") + " ".join(
+    f"Rule {i}: read every question carefully and think about physics and chemistry."
+    for i in range(30))
+
+
+@pytest.mark.engine
+def test_generate_order_and_counts(real_engine) -> None:
+    prompts = [real_engine.render_chat(None, f"Repeat exactly: {w}") for w in
+               ("apple", "zebra", "violin", "carbon", "harbor")]
+    reqs = [Request(p, k, QS[0]) for k, p in enumerate(prompts)]
+    resps = real_engine.run(reqs, "generate", max_tokens=4)
+    assert len(resps) == len(reqs)
+    for req, resp in zip(reqs, resps, strict=True):
+        assert resp.prompt_tokens == len(real_engine.encode([req.prompt])[0])
+        assert 1 <= resp.output_tokens <= 4
+    # order: the same prompts reversed come back reversed (greedy is deterministic)
+    again = real_engine.run(reqs[::-1], "generate", max_tokens=4)
+    assert [r.text for r in again] == [r.text for r in resps][::-1]
+
+
+@pytest.mark.engine
+def test_prefix_cache_hits_for_shared_head(real_engine) -> None:
+    real_engine.reset_prefix_cache()
+    reqs = build_grid(real_engine, [(1, LONG_HEAD)], QS[:2], scoring="letter")
+    resps = real_engine.run(reqs, "letter")
+    assert resps[0].prompt_tokens > 2 * 128
+    assert resps[1].cached_tokens > 0
+    assert resps[1].cached_tokens < resps[1].prompt_tokens
+    # cache off in the same engine: nothing read from the cache
+    off = real_engine.run(reqs, "letter", prefix_cache=False)
+    assert all(r.cached_tokens == 0 for r in off)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("fmt", ["chat", "harness"])
+def test_letter_logprobs_for_every_letter(real_engine, fmt: str) -> None:
+    reqs = build_grid(real_engine, [(NO_PERSON, None), (2, "You are Isaac Newton.")], QS,
+                      scoring="letter", prompt_format=fmt)
+    resps = real_engine.run(reqs, "letter")
+    for req, resp in zip(reqs, resps, strict=True):
+        assert len(resp.logprobs) == len(req.letters) == 4
+        assert all(math.isfinite(x) and x <= 0 for x in resp.logprobs)
+        # restricted to the letters: they carry all the probability mass
+        assert sum(math.exp(x) for x in resp.logprobs) == pytest.approx(1.0, abs=0.02)
+        assert resp.output_tokens == 1
+
+
+def _hf_loglikelihoods(model_path: str, engine, requests: list[Request]) -> list[list[float]]:
+    """Direct transformers computation of each continuation's summed log-probability, with
+    the same harness token split (float32 log_softmax over the model's logits)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    ids, owner, starts = engine.cloze_tokens(requests)
+    out: list[list[float]] = [[] for _ in requests]
+    with torch.inference_mode():
+        for toks, (i, _), start in zip(ids, owner, starts, strict=True):
+            logits = model(torch.tensor([toks])).logits[0].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            out[i].append(sum(logp[p - 1, toks[p]].item() for p in range(start, len(toks))))
+    return out
+
+
+@pytest.mark.engine
+def test_cloze_matches_transformers(real_engine) -> None:
+    real_engine.reset_prefix_cache()
+    reqs = build_grid(real_engine, [(1, LONG_HEAD)], QS, scoring="cloze", prompt_format="harness")
+    reqs += build_grid(real_engine, [(NO_PERSON, None)], QS, scoring="cloze")
+    resps = real_engine.run(reqs, "cloze")
+    assert sum(r.cached_tokens for r in resps) > 0  # the shared head was served from cache
+    want = _hf_loglikelihoods(real_engine.model, real_engine, reqs)
+    for resp, ref in zip(resps, want, strict=True):
+        assert len(resp.logprobs) == 4
+        # bf16 engine vs float32 reference: close, and the same argmax unless near-tied
+        assert resp.logprobs == pytest.approx(ref, abs=0.35 + 0.05 * max(map(abs, ref)))
+        best = max(range(4), key=ref.__getitem__)
+        gap = ref[best] - max(x for i, x in enumerate(ref) if i != best)
+        if gap > 0.5:
+            assert max(range(4), key=resp.logprobs.__getitem__) == best
+
+
+def test_missing_model_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    from prefixopt.config import EngineConfig
+    from prefixopt.engine import build_engine
+    from prefixopt.errors import PrefixoptError
+
+    with pytest.raises(PrefixoptError, match="does not exist"):
+        build_engine(EngineConfig(model=str(tmp_path / "no-such-model")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(PrefixoptError, match="offline"):
+        build_engine(EngineConfig(model="nobody-here/not-a-model-xyz"))
