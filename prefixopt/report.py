@@ -96,8 +96,15 @@ def fig_training(curve: pl.DataFrame, path: Path, title: str) -> Path:
     it = curve["iteration"].to_numpy()
     ax[0].fill_between(it, curve["lo"].to_numpy(), curve["hi"].to_numpy(), alpha=0.25,
                        label="±1 std over the K samples")
-    ax[0].plot(it, curve["mean_reward"].to_numpy(), label="mean reward")
-    ax[0].plot(it, curve["baseline"].to_numpy(), "--", label="baseline")
+    reward, base = curve["mean_reward"].to_numpy(), curve["baseline"].to_numpy()
+    ax[0].plot(it, reward, lw=0.8, label="mean reward")
+    if len(it) >= 10:  # the per-iteration mean is noisy (B questions): show the trend too
+        w = max(5, len(it) // 10)
+        trend = np.convolve(reward, np.ones(w) / w, mode="valid")
+        ax[0].plot(it[w - 1:], trend, color="black", lw=1.5, label=f"mean reward, {w}-iteration "
+                   "moving average")
+    if not np.allclose(base, reward, equal_nan=True):  # rloo's mean baseline IS the mean reward
+        ax[0].plot(it, base, "--", lw=0.8, label="baseline")
     ax[0].set(xlabel="iteration", ylabel="reward", title="Reward per iteration")
     ax[0].legend(fontsize=8)
     ax[1].plot(it, curve["entropy"].to_numpy(), color="tab:purple")
@@ -113,17 +120,23 @@ def _field_colours(fields: list[str]) -> dict[str, Any]:
     return {f: cmap(i % 20) for i, f in enumerate(sorted(set(fields)))}
 
 
-def fig_top_people(top: pl.DataFrame, path: Path, title: str) -> Path:
+def fig_top_people(top: pl.DataFrame, path: Path, title: str, num_people: int = 0) -> Path:
     plt = _plt()
     colours = _field_colours(top["field"].to_list())
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     fig, ax = plt.subplots(figsize=(9, 7))
     y = np.arange(len(top))[::-1]
     ax.barh(y, top["prob"].to_numpy(), color=[colours[f] for f in top["field"]])
     ax.set_yticks(y, [f"{n} ({e})" for n, e in zip(top["name"], top["era"])], fontsize=8)
     ax.set(xlabel="final policy probability", title=title)
-    for f, c in colours.items():
-        ax.bar(0, 0, color=c, label=f)
-    ax.legend(title="field", fontsize=7, loc="lower right")
+    ax.set_xlim(0, float(top["prob"].max()) * 1.08 if len(top) else 1)
+    handles = [Patch(color=c, label=f) for f, c in colours.items()]
+    if num_people:
+        ax.axvline(1 / num_people, color="grey", ls=":")
+        handles.append(Line2D([], [], color="grey", ls=":", label=f"uniform (1/{num_people:,})"))
+    ax.legend(handles=handles, title="field", fontsize=7, loc="lower right")
     return _save(fig, path)
 
 
@@ -145,7 +158,10 @@ def fig_eval(summary: pl.DataFrame, path: Path, title: str) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(14, max(4, 0.35 * len(summary) + 1.5)))
     y = np.arange(len(summary))[::-1]
-    labels = [f"{p[:40]} [{k}]" for p, k in zip(summary["prefix"], summary["prefix_kind"])]
+    sig = summary["significant"].to_list() if "significant" in summary.columns else []
+    sig = sig or [False] * len(summary)
+    labels = [f"{p[:40]} [{k}]{' *' if s and k != 'none' else ''}"
+              for p, k, s in zip(summary["prefix"], summary["prefix_kind"], sig)]
     colours = [KIND_COLOURS.get(k, "k") for k in summary["prefix_kind"]]
     for a, mid, lo, hi, xl in (
         (ax[0], "accuracy", "ci_low", "ci_high", "held-out accuracy (95% Wilson CI)"),
@@ -167,7 +183,8 @@ def fig_eval(summary: pl.DataFrame, path: Path, title: str) -> Path:
     ax[1].axvline(0, color="grey", ls=":")
     ax[0].set_title("Accuracy per prefix")
     ax[1].set_title("Paired difference vs no prefix")
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\n* = differs from no prefix after Holm correction (p_holm < 0.05)",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -194,7 +211,8 @@ def run_figures(d: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
         figs.append(fig_training(d["curve"], out / f"{prefix}training_curves.png", title))
     if "top" in d:
         figs.append(fig_top_people(d["top"], out / f"{prefix}top_people.png",
-                                   f"Top 20 people by final probability: {title}"))
+                                   f"Top 20 people by final probability: {title}",
+                                   d["num_people"]))
         figs.append(fig_mass(d["field_mass"], d["era_mass"], out / f"{prefix}mass_by_field_era.png",
                              title))
     for e in d["evals"]:
@@ -261,6 +279,10 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
             fm = d["field_mass"]
             n["top_field"], n["top_field_mass"] = fm["field"][0], float(fm["mass"][0])
             n["top_field_pool_share"] = float(fm["pool_share"][0])
+        if "field_reward" in d:
+            fr = d["field_reward"]
+            n["field_reward"] = {f: {"samples": int(k), "mean_reward": float(r)} for f, k, r in
+                                 zip(fr["field"], fr["samples"], fr["mean_reward"])}
         for e in d["evals"]:
             s = e["summary"]
             n[f"eval/{e['name']}"] = {
@@ -268,11 +290,18 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
                 "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list())),
                 "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high}
                               for k, c in e["contrasts"].items()},
+                "learned_significant": int(
+                    s.filter(pl.col("prefix_kind") == "learned")["significant"].sum()),
+                "curse_gap": dict(zip(
+                    s.filter(pl.col("prefix_kind") == "learned")["prefix"],
+                    s.filter(pl.col("prefix_kind") == "learned")["curse_gap"].to_list())),
             }
         nums[d["id"]] = n
     if comparison:
         nums["comparison"] = {"jsd": comparison["jsd"], "top_overlap": comparison["top_overlap"]}
+        if "field_mass" in comparison:
+            fm = comparison["field_mass"]
+            nums["comparison"]["field_mass"] = {
+                row["field"]: {k: v for k, v in row.items() if k != "field"}
+                for row in fm.iter_rows(named=True)}
     return nums
-
-
-

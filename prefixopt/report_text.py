@@ -46,7 +46,15 @@ def _md_table(df: pl.DataFrame) -> str:
 
 
 def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -> str:
-    lines = ["# prefixopt report", "", "## Answers to the research questions", ""]
+    how_to_read = (
+        "How to read this: only the held-out evaluation (questions 1 and 4: new questions, "
+        "paired tests against no prefix, Holm-corrected) is evidence that a prefix helps. "
+        "How concentrated the learned policy is (a field holding most of the probability "
+        "mass, a top person far above uniform) is NOT evidence: REINFORCE also "
+        "concentrates on whoever got lucky on the training questions, and training "
+        "rewards of the winners are biased upward (the winner's curse below).")
+    lines = ["# prefixopt report", "", "## Answers to the research questions", "",
+             how_to_read, ""]
     evals = [(d, e) for d in data for e in d["evals"]]
     no_eval = "not answered: no held-out evaluation yet (run `prefixopt eval RUN`)."
 
@@ -57,8 +65,11 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
     for d, e in evals:
         s = e["summary"].filter(pl.col("prefix_kind") == "learned")
         if len(s):
-            lines.append(f"- {d['id']} ({e['name']}): {int(s['significant'].sum())} of {len(s)} "
-                         "learned people differ from no prefix after Holm correction.")
+            sig = s.filter(pl.col("significant"))
+            better = int((sig["diff_vs_none"] > 0).sum())
+            lines.append(f"- {d['id']} ({e['name']}): {len(sig)} of {len(s)} learned people "
+                         f"differ from no prefix after Holm correction ({better} better, "
+                         f"{len(sig) - better} worse).")
             lines += [x for x in [contrast_line(d, e, "learned vs none")] if x]
     lines += ["", "**2. Which kinds of people work best?**"]
     for d in data:
@@ -71,10 +82,15 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
                          "training questions and favour whoever got lucky; the held-out "
                          "comparison (1) is the test.")
         if "field_mass" in d:
-            fm = d["field_mass"].sort("ratio", descending=True).head(3)
-            lines.append(f"- {d['id']}: the fields the policy over-weights most: " + ", ".join(
-                f"{f} {m:.1%} of the mass ({r:.1f}x its pool share)"
-                for f, m, r in zip(fm["field"], fm["mass"], fm["ratio"])) + ".")
+            fm = d["field_mass"].filter(pl.col("ratio") > 1).sort("ratio", descending=True).head(3)
+            if len(fm):
+                lines.append(
+                    f"- {d['id']}: the fields the policy over-weights (more mass than pool "
+                    "share): " + ", ".join(f"{f} {m:.1%} of the mass ({r:.1f}x its pool share)"
+                                           for f, m, r in zip(fm["field"], fm["mass"],
+                                                              fm["ratio"])) + ".")
+            else:
+                lines.append(f"- {d['id']}: no field holds more mass than its pool share.")
     if not any("field_mass" in d or "field_reward" in d for d in data):
         lines.append("- not answered: no training tables in these runs.")
 
@@ -93,8 +109,9 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
             f"against {top['pool_share']:.1%} of the pool ({top['ratio']:.1f}x); "
             f"{len(over)} field(s) are over-represented at least 2x."
             + (" The factored policy shares one term per field, so clustering is what it "
-               "expresses; whether the favoured field is really better is question 1."
-               if param == "factored" else ""))
+               "expresses." if param == "factored" else "")
+            + " Clustering describes the policy, not the model: whether the favoured people "
+            "are really better is answered only by the held-out comparison (question 1).")
     if not any("field_mass" in d for d in data):
         lines.append("- not answered: no checkpoint (final probabilities) in these runs.")
 
@@ -108,6 +125,13 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
     if len(benches) < 2:
         lines.append(f"- not answerable from one benchmark ({', '.join(benches)}): give "
                      "`prefixopt report` runs on several benchmarks.")
+        for j, o in zip((comparison or {}).get("jsd", []), (comparison or {}).get("top_overlap",
+                                                                                   [])):
+            lines.append(f"- {j['a']} vs {j['b']} (same benchmark, so not a benchmark "
+                         f"difference): Jensen-Shannon divergence {j['jsd_bits']:.3f} bits (0 "
+                         f"same, 1 disjoint); {o['shared_top20']} of the top 20 people shared. "
+                         "Between replicate runs (same settings, other seeds) this is the "
+                         "run-to-run variation a benchmark difference has to exceed.")
     else:
         for d in data:
             if "field_mass" in d:
@@ -162,8 +186,12 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
             gap = learned["curse_gap"].drop_nulls()
             lines += ["", ("Winner's curse (training reward vs held-out accuracy of the learned "
                       f"people): mean gap {pts(gap.mean())} points."), "",
-                      _md_table(learned.select("prefix", "times_sampled", "train_reward",
-                                               "accuracy", "curse_gap"))]
+                      _md_table(learned.select("prefix", "times_sampled",
+                                               *(pl.col(x) * 100 for x in (
+                                                   "train_reward", "accuracy", "curse_gap")))),
+                      ("(points; train_reward: the person's mean reward over the training "
+                       "batches it was sampled on; accuracy: held out; a positive gap is the "
+                       "expected regression to the mean, not a bug.)")]
         lines.append("")
     for f in figs:
         lines += [f"![{f.stem}]({f.relative_to(out)})", ""]

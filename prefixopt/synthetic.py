@@ -211,6 +211,7 @@ def simulate(
             progress(stats)
 
     summary = train(cfg, engine, people, questions, run_dir, progress=record)
+    _record_scenario(run_dir, scenario, people, base_accuracy, difficulty_sd, cfg.seed)
     p = _final_probs(run_dir)  # (N,) the policy at the last checkpoint
     ranks = np.empty(len(p), dtype=np.int64)
     ranks[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)  # 1 = most probable
@@ -232,6 +233,28 @@ def simulate(
         "host_s_mean": summary["host_s_mean"], "run_dir": summary["run_dir"],
         "top": summary["top"][:5], "history": history,
     }
+
+
+def _record_scenario(run_dir, scenario: Scenario, people, base_accuracy: float,
+                     difficulty_sd: float, seed: int) -> None:
+    """Add the planted scenario to config.json ("synthetic" entry), so that
+    `prefixopt eval RUN --engine synthetic` rebuilds the very engine the run trained against
+    (evaluate.synthetic_engine_for_run reads it)."""
+    import json
+    from pathlib import Path
+
+    from prefixopt import runs
+
+    meta = runs.read_config(run_dir)
+    planted = scenario.planted
+    delta = float(scenario.accuracy[planted].max() - base_accuracy) if planted.any() else 0.0
+    meta["synthetic"] = {
+        "scenario": scenario.name, "description": scenario.description,
+        "base_accuracy": float(base_accuracy), "difficulty_sd": float(difficulty_sd),
+        "seed": int(seed), "delta": delta,
+        "planted_person_ids": [int(x) for x in np.asarray(people.person_id)[planted]],
+    }
+    runs.write_text(Path(run_dir) / "config.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
 def _final_probs(run_dir) -> np.ndarray:

@@ -66,6 +66,8 @@ def one_seed(args, people, train_qs, scenario_name: str, seed: int) -> list[dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=40)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds are first-seed .. first-seed + seeds - 1 (to split the work)")
     ap.add_argument("--budget", type=int, default=50_000, help="question evaluations per run")
     ap.add_argument("--questions", type=int, nargs="+", default=[250, 500, 1000, 2376])
     ap.add_argument("--benchmark", default="arc_easy")
@@ -94,7 +96,7 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = []
     for scenario_name in args.scenarios:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for row in one_seed(args, people, train_qs, scenario_name, seed):
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -113,6 +115,7 @@ def tabulate(rows: list[dict]) -> pl.DataFrame:
     return (
         pl.DataFrame(rows).group_by("scenario", "questions")
         .agg(seeds=pl.len(),
+             any_sig_rate=(pl.col("learned_sig") | pl.col("others_sig")).mean(),
              learned_sig_rate=pl.col("learned_sig").mean(),
              learned_sig_positive_rate=pl.col("learned_sig_positive").mean(),
              others_sig_rate=pl.col("others_sig").mean(),

@@ -132,8 +132,14 @@ def test_named_people_without_a_run(tmp_path):
 
 
 def test_cli_eval_synthetic_json(sim_run, capsys):
-    if "synthetic" not in runs.read_config(sim_run):
-        pytest.skip("simulate does not record its planted scenario in config.json yet")
+    syn = runs.read_config(sim_run)["synthetic"]  # simulate records its planted scenario
+    people = runs.run_people(sim_run)
+    science = people.person_id[people.field_index == people.fields.index("Science")]
+    assert syn["delta"] == pytest.approx(0.2) and syn["base_accuracy"] == 0.5
+    assert sorted(syn["planted_person_ids"]) == sorted(science.tolist())
+    # and eval --engine synthetic rebuilds exactly that engine
+    rebuilt = evaluate.synthetic_engine_for_run(sim_run)
+    np.testing.assert_array_equal(rebuilt.accuracy, planted_engine(sim_run).accuracy)
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", str(sim_run), "--engine", "synthetic", "--num-questions", "50",
                   "--bootstrap-samples", "200", "--json"])

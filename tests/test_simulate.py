@@ -55,7 +55,7 @@ def test_responses_judge_through_scoring(people, questions, mode):
     heads = [(int(people.person_id[i]), f"You are {people.names[i]}.") for i in range(3)]
     heads.append((NO_PERSON, None))
     requests = build_grid(eng, heads, questions[:20], scoring=mode)
-    responses, answers = score(eng, requests, mode)
+    _, answers = score(eng, requests, mode)
     truth = eng.correct(np.array([r.person_id for r in requests]),
                         [r.question.question_id for r in requests])
     assert [a.correct for a in answers] == truth.tolist()
