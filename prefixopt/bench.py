@@ -99,7 +99,6 @@ def run_bench(
     data_dir: str | None = None,
     people_path: str | None = None,
     seed: int = 0,
-    block_size: int | None = None,
     engine: Any = None,
     progress: Callable[[str], None] = lambda step: None,
 ) -> dict[str, Any]:
@@ -123,7 +122,7 @@ def run_bench(
 
     progress("engine start")
     t = time.perf_counter()
-    engine = engine or build_engine(engine_cfg, block_size=block_size)
+    engine = engine or build_engine(engine_cfg)
     engine_start_s = time.perf_counter() - t
 
     def render() -> list[Request]:

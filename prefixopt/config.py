@@ -30,6 +30,9 @@ class EngineConfig:
     data_parallel_size: int = 1
     load_in_4bit: bool = False  # -> vLLM quantization="bitsandbytes"
     enable_prefix_caching: bool = True
+    # prefix-cache block in tokens; None: vLLM's default (16 on CUDA, 128 on the CPU build,
+    # where a persona head shorter than 128 tokens never hits the cache). See README "Speed".
+    block_size: int | None = None
     trust_remote_code: bool = False
     enforce_eager: bool = False
     cpu_kvcache_gib: float = 2.0  # VLLM_CPU_KVCACHE_SPACE on CPU machines

@@ -82,9 +82,8 @@ def _check_model(model: str) -> None:
             )
 
 
-def build_engine(cfg: EngineConfig, block_size: int | None = None) -> VllmEngine:
-    """Build the one vLLM engine of this process from an EngineConfig. block_size: the
-    prefix-cache block in tokens (None: vLLM's default, 128 on CPU, 16 on CUDA)."""
+def build_engine(cfg: EngineConfig) -> VllmEngine:
+    """Build the one vLLM engine of this process from an EngineConfig."""
     from prefixopt.models import ModelError, resolve_model
 
     try:
@@ -116,8 +115,8 @@ def build_engine(cfg: EngineConfig, block_size: int | None = None) -> VllmEngine
         # over the letters), not the raw distribution's top-k
         "logprobs_mode": "processed_logprobs",
     }
-    if block_size is not None:
-        kwargs["block_size"] = block_size
+    if cfg.block_size is not None:
+        kwargs["block_size"] = cfg.block_size
     if cfg.data_parallel_size > 1:
         kwargs["data_parallel_size"] = cfg.data_parallel_size
     if cfg.load_in_4bit:

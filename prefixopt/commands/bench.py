@@ -70,11 +70,12 @@ def register(app: typer.Typer) -> None:
         from prefixopt.bench import run_bench
         from prefixopt.config import EngineConfig
 
-        cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len)
+        cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
+                           block_size=block_size)
         res = run_bench(
             cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
             num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
-            data_dir=data_dir, people_path=people, seed=seed, block_size=block_size,
+            data_dir=data_dir, people_path=people, seed=seed,
             progress=lambda step: err_console.print(f"[dim]bench:[/] {step}", highlight=False),
         )
         _table(res)
