@@ -263,8 +263,13 @@ def evaluate(
                                   fewshot=fewshot)  # person-major: P blocks of Q requests
     timings["render_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _, answers = scoring.score(engine, requests, mode)  # ONE engine call for every prefix
+    responses, answers = scoring.score(engine, requests, mode)  # ONE engine call, all prefixes
     timings["score_s"] = time.perf_counter() - t
+    acc_norm = None  # cloze: the harness's acc_norm (log-likelihood per character), per prefix
+    if mode == "cloze":
+        norm = [scoring.cloze_norm_pred(r, o) == r.question.gold
+                for r, o in zip(requests, responses, strict=True)]
+        acc_norm = np.asarray(norm, float).reshape(len(prefixes), -1).mean(axis=1)  # (P,)
 
     t = time.perf_counter()
     q = len(questions)
@@ -285,6 +290,9 @@ def evaluate(
     # recompute exactly the same intervals and contrasts from the saved tables
     summary, groups = summarise(rows, stats_rng(cfg.seed), cfg.bootstrap_samples)
     summary = _add_people_columns(summary, prefixes, people, probs, train)
+    summary = summary.with_columns(acc_norm=pl.Series(
+        [None if acc_norm is None else float(acc_norm[i]) for i in summary["prefix_index"]],
+        dtype=pl.Float64))
     summary = summary.with_columns(bootstrap_seed=pl.lit(cfg.seed, pl.Int64),
                                    bootstrap_samples=pl.lit(cfg.bootstrap_samples, pl.Int64),
                                    split=pl.lit(split), benchmark=pl.lit(benchmark))

@@ -21,20 +21,20 @@ from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
 
 D = TrainConfig()
-SEED_STYLE = dict(optimizer="sgd", learning_rate=0.01, baseline="ema", ema_init=0.0,
-                  common_questions=False, parameterization="tabular",
-                  samples_per_iteration=10, batch_size=50)
+SEED_STYLE = {"optimizer": "sgd", "learning_rate": 0.01, "baseline": "ema", "ema_init": 0.0,
+                  "common_questions": False, "parameterization": "tabular",
+                  "samples_per_iteration": 10, "batch_size": 50}
 SETTINGS = {  # name -> TrainConfig overrides (besides these, TrainConfig's defaults)
     "defaults": {},
-    "adam lr 0.1": dict(learning_rate=0.1),
-    "adam lr 0.02": dict(learning_rate=0.02),
-    "tabular": dict(parameterization="tabular"),
-    "sgd lr 10": dict(optimizer="sgd", learning_rate=10.0),
-    "ema baseline": dict(baseline="ema"),
-    "standardized advantages": dict(standardize=True),
-    "fresh questions": dict(common_questions=False),
-    "K=32 B=16": dict(samples_per_iteration=32, batch_size=16),
-    "K=8 B=64": dict(samples_per_iteration=8, batch_size=64),
+    "adam lr 0.1": {"learning_rate": 0.1},
+    "adam lr 0.02": {"learning_rate": 0.02},
+    "tabular": {"parameterization": "tabular"},
+    "sgd lr 10": {"optimizer": "sgd", "learning_rate": 10.0},
+    "ema baseline": {"baseline": "ema"},
+    "standardized advantages": {"standardize": True},
+    "fresh questions": {"common_questions": False},
+    "K=32 B=16": {"samples_per_iteration": 32, "batch_size": 16},
+    "K=8 B=64": {"samples_per_iteration": 8, "batch_size": 64},
     "seed (sgd 0.01, ema from 0, fresh, tabular, K=10 B=50)": SEED_STYLE,
 }
 
