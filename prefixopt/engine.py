@@ -32,6 +32,9 @@ from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
 
 MODES = ("letter", "cloze", "generate")
+# The CPU build's smallest prefix-cache block (its attention needs a multiple of 32). Its default,
+# 128, leaves every head shorter than 128 tokens uncached; see EngineConfig.block_size.
+CPU_BLOCK = 32
 
 
 class Engine(Protocol):
@@ -115,8 +118,9 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         # over the letters), not the raw distribution's top-k
         "logprobs_mode": "processed_logprobs",
     }
-    if cfg.block_size is not None:
-        kwargs["block_size"] = cfg.block_size
+    block_size = cfg.block_size if cfg.block_size is not None else (None if on_cuda else CPU_BLOCK)
+    if block_size is not None:
+        kwargs["block_size"] = block_size
     if cfg.data_parallel_size > 1:
         kwargs["data_parallel_size"] = cfg.data_parallel_size
     if cfg.load_in_4bit:
@@ -277,7 +281,7 @@ class VllmEngine:
 
     @property
     def block_size(self) -> int:
-        """Prefix-cache granularity in tokens (CPU build: 128, CUDA: 16)."""
+        """Prefix-cache granularity in tokens (CPU build: 32 unless set, CUDA: 16)."""
         return int(self.llm.llm_engine.vllm_config.cache_config.block_size)
 
     def cloze_tokens(self, requests: Sequence[Request]

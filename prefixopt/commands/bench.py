@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         people: Annotated[str | None, typer.Option(help="people CSV for the names")] = None,
         seed: Annotated[int, typer.Option(help="question sampling seed")] = 0,
         block_size: Annotated[int | None, typer.Option(
-            help="vLLM prefix-cache block size in tokens (default: vLLM's; CPU 128)")] = None,
+            help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
     ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""

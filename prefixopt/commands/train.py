@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         enable_prefix_caching: Annotated[bool, typer.Option(help="vLLM automatic prefix caching")] = D.engine.enable_prefix_caching,
         trust_remote_code: Annotated[bool, typer.Option(help="Allow model repo code")] = D.engine.trust_remote_code,
         enforce_eager: Annotated[bool, typer.Option(help="Disable CUDA graphs")] = D.engine.enforce_eager,
-        block_size: Annotated[int | None, typer.Option(help="vLLM prefix-cache block in tokens (default: vLLM's; CPU 128, a multiple of 32)")] = D.engine.block_size,
+        block_size: Annotated[int | None, typer.Option(help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = D.engine.block_size,
         cpu_kvcache_gib: Annotated[float, typer.Option(help="KV cache GiB on CPU machines")] = D.engine.cpu_kvcache_gib,
         config: Annotated[Path | None, typer.Option(help="TrainConfig JSON; flags given here override it")] = None,
         resume: Annotated[Path | None, typer.Option(help="Continue this run directory (only --iterations may change)")] = None,
