@@ -17,7 +17,8 @@ log-likelihoods up to bf16 noise.
 Environment set here for vLLM itself (this is the accelerator edge): on machines without
 CUDA, VLLM_CPU_KVCACHE_SPACE (from EngineConfig.cpu_kvcache_gib), VLLM_CPU_NUM_OF_RESERVED_CPU=0
 and VLLM_ENABLE_V1_MULTIPROCESSING=0 (engine core in-process: no spawned worker, so no
-`__main__` guard needed), each only when not already set.
+`__main__` guard needed), and everywhere VLLM_LOGGING_LEVEL=WARNING, each only when not
+already set.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.cpu_kvcache_gib:g}")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    # vLLM's INFO lines (hundreds per start) would bury the progress bar; VLLM_LOGGING_LEVEL=INFO
+    # brings them back
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     import vllm
 
     kwargs: dict[str, Any] = {
