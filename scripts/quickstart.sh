@@ -2,8 +2,8 @@
 # The main job on the embedded default (SmolLM2-135M-Instruct, ARC-Easy, cloze scoring):
 # a short REINFORCE run over the 10,000 people, a held-out evaluation of what it learned
 # against no prefix, random people and hand-written prompts, and the report. Sets up the
-# venv first when needed. About 10 minutes on 2 CPU cores (each command starts its own
-# vLLM engine, about a minute each).
+# venv first when needed. About 7 minutes on 2 CPU cores once set up (measured 396 s; each
+# command starts its own vLLM engine, about a minute each).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
