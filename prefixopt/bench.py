@@ -6,7 +6,6 @@ transformers (a subset, extrapolated), plus host-side time (render + judge) as a
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,24 +65,19 @@ def sequential_reference(model_path: str, mode: str, max_tokens: int,
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    model.eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)  # vLLM's CPU build lowered it for its own use
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the device vLLM ran (a)-(c) on
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
     t = time.perf_counter()
     with torch.inference_mode():
         if mode == "cloze":
             for ids in token_lists:  # one prompt per choice
-                model(torch.tensor([list(ids)]))
+                model(torch.tensor([list(ids)], device=device))
         else:
             for ids in token_lists:
-                model.generate(torch.tensor([list(ids)]), max_new_tokens=max_tokens,
+                model.generate(torch.tensor([list(ids)], device=device), max_new_tokens=max_tokens,
                                do_sample=False, output_scores=(mode == "letter"),
                                return_dict_in_generate=True, pad_token_id=0)
-    elapsed = time.perf_counter() - t
-    torch.set_num_threads(threads)
-    del model
-    return elapsed
+    return time.perf_counter() - t
 
 
 def run_bench(
@@ -99,11 +93,9 @@ def run_bench(
     data_dir: str | None = None,
     people_path: str | None = None,
     seed: int = 0,
-    engine: Any = None,
     progress: Callable[[str], None] = lambda step: None,
 ) -> dict[str, Any]:
-    """Build the engine once (or reuse `engine`), time (a)-(d) on the same K x B prompts,
-    return the summary."""
+    """Build the engine once, time (a)-(d) on the same K x B prompts, return the summary."""
     from prefixopt import prompts
     from prefixopt import scoring as scoring_mod
     from prefixopt.benchmarks import default_split, load_split
@@ -122,7 +114,7 @@ def run_bench(
 
     progress("engine start")
     t = time.perf_counter()
-    engine = engine or build_engine(engine_cfg)
+    engine = build_engine(engine_cfg)
     engine_start_s = time.perf_counter() - t
 
     def render() -> list[Request]:

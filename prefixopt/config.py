@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 BENCHMARKS = ("mmlu", "gsm8k", "arc_easy", "arc_challenge", "hellaswag")
 SCORINGS = ("letter", "cloze", "generate")
 PROMPT_FORMATS = ("chat", "harness")
+# The CPU build's smallest prefix-cache block (its attention needs a multiple of 32): the engine's
+# block when EngineConfig.block_size is None on a machine without CUDA.
+CPU_BLOCK_SIZE = 32
 DEFAULT_MODEL = "smollm2-135m"  # alias for the embedded SmolLM2-135M-Instruct (prefixopt setup)
 
 

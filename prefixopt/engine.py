@@ -28,14 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from prefixopt.config import EngineConfig
+from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
 
 MODES = ("letter", "cloze", "generate")
-# The CPU build's smallest prefix-cache block (its attention needs a multiple of 32). Its default,
-# 128, leaves every head shorter than 128 tokens uncached; see EngineConfig.block_size.
-CPU_BLOCK = 32
 
 
 class Engine(Protocol):
@@ -122,7 +119,7 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         # over the letters), not the raw distribution's top-k
         "logprobs_mode": "processed_logprobs",
     }
-    block_size = cfg.block_size if cfg.block_size is not None else (None if on_cuda else CPU_BLOCK)
+    block_size = cfg.block_size if cfg.block_size is not None else (None if on_cuda else CPU_BLOCK_SIZE)
     if block_size is not None:
         kwargs["block_size"] = block_size
     if cfg.data_parallel_size > 1:

@@ -373,7 +373,7 @@ def synthetic_engine_for_run(run_dir: str | Path):
     from prefixopt.synthetic import SyntheticEngine
 
     meta = runs.read_config(run_dir)
-    syn = meta.get("synthetic") or meta.get("simulate")
+    syn = meta.get("synthetic")
     if not syn:
         raise PrefixoptError(f"{run_dir} has no planted scenario in config.json (the "
                              "'synthetic' entry `prefixopt simulate` records); evaluate it with "

@@ -285,16 +285,14 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
                                  zip(fr["field"], fr["samples"], fr["mean_reward"])}
         for e in d["evals"]:
             s = e["summary"]
+            learned = s.filter(pl.col("prefix_kind") == "learned")
             n[f"eval/{e['name']}"] = {
                 "accuracy": dict(zip(s["prefix"], s["accuracy"].to_list())),
                 "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list())),
                 "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high}
                               for k, c in e["contrasts"].items()},
-                "learned_significant": int(
-                    s.filter(pl.col("prefix_kind") == "learned")["significant"].sum()),
-                "curse_gap": dict(zip(
-                    s.filter(pl.col("prefix_kind") == "learned")["prefix"],
-                    s.filter(pl.col("prefix_kind") == "learned")["curse_gap"].to_list())),
+                "learned_significant": int(learned["significant"].sum()),
+                "curse_gap": dict(zip(learned["prefix"], learned["curse_gap"].to_list())),
             }
         nums[d["id"]] = n
     if comparison:

@@ -210,8 +210,9 @@ def simulate(
         if progress is not None:
             progress(stats)
 
-    summary = train(cfg, engine, people, questions, run_dir, progress=record)
-    _record_scenario(run_dir, scenario, people, base_accuracy, difficulty_sd, cfg.seed)
+    summary = train(cfg, engine, people, questions, run_dir, progress=record,
+                    extra_meta=scenario_meta(scenario, people, base_accuracy, difficulty_sd,
+                                             cfg.seed))
     p = _final_probs(run_dir)  # (N,) the policy at the last checkpoint
     ranks = np.empty(len(p), dtype=np.int64)
     ranks[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)  # 1 = most probable
@@ -235,26 +236,19 @@ def simulate(
     }
 
 
-def _record_scenario(run_dir, scenario: Scenario, people, base_accuracy: float,
-                     difficulty_sd: float, seed: int) -> None:
-    """Add the planted scenario to config.json ("synthetic" entry), so that
-    `prefixopt eval RUN --engine synthetic` rebuilds the very engine the run trained against
+def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_sd: float,
+                  seed: int) -> dict:
+    """The config.json entry ("synthetic") from which `prefixopt eval RUN --engine synthetic`
+    and `train --resume` rebuild the very engine the run trained against
     (evaluate.synthetic_engine_for_run reads it)."""
-    import json
-    from pathlib import Path
-
-    from prefixopt import runs
-
-    meta = runs.read_config(run_dir)
     planted = scenario.planted
     delta = float(scenario.accuracy[planted].max() - base_accuracy) if planted.any() else 0.0
-    meta["synthetic"] = {
+    return {"synthetic": {
         "scenario": scenario.name, "description": scenario.description,
         "base_accuracy": float(base_accuracy), "difficulty_sd": float(difficulty_sd),
         "seed": int(seed), "delta": delta,
         "planted_person_ids": [int(x) for x in np.asarray(people.person_id)[planted]],
-    }
-    runs.write_text(Path(run_dir) / "config.json", json.dumps(meta, indent=2, sort_keys=True))
+    }}
 
 
 def _final_probs(run_dir) -> np.ndarray:

@@ -100,8 +100,11 @@ def train(
     resume: bool = False,
     *,
     fewshot: Sequence[Question] = (),
+    extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or continue) a training run in `run_dir`; returns a summary dict."""
+    """Run (or continue) a training run in `run_dir`; returns a summary dict. extra_meta goes
+    into config.json beside the run's own entries (simulate records its planted scenario);
+    a resumed run keeps the entries it was started with."""
     from prefixopt.prompts import build_grid, persona
     from prefixopt.scoring import resolve_scoring, score
 
@@ -126,9 +129,11 @@ def train(
         "data_fingerprint": questions_fingerprint(questions),
         "num_questions": len(questions),
         "scoring": mode,
+        **(extra_meta or {}),
     }
     if resume:
         old = runs.read_config(run_dir)
+        meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
         for key in ("people_fingerprint", "data_fingerprint"):
             if old.get(key) != meta[key]:
                 raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")

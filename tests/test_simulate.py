@@ -94,6 +94,25 @@ def test_simulate_planted_people_and_out_dir(people_csv, tmp_path):
     assert result.exit_code != 0  # an existing run directory is never overwritten
 
 
+def test_resumed_simulate_run_keeps_its_planted_engine(people_csv, tmp_path):
+    """A simulate run continued with `train --resume` keeps its scenario in config.json and
+    answers from the planted engine, so it ends where an uninterrupted run ends."""
+    from prefixopt import runs
+
+    args = ["--planted-field", "Science", "--delta", "0.3", "-k", "4", "-b", "8"]
+    _simulate(people_csv, *args, "--budget", str(6 * 32), "--out", str(tmp_path / "full"))
+    _simulate(people_csv, *args, "--budget", str(3 * 32), "--out", str(tmp_path / "part"))
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "part"),
+                                      "--iterations", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    assert runs.read_config(tmp_path / "part")["synthetic"]["delta"] == pytest.approx(0.3)
+    full = runs.scan(tmp_path / "full", "answers").collect().sort("iteration", "sample")
+    part = runs.scan(tmp_path / "part", "answers").collect().sort("iteration", "sample")
+    assert full["correct"].to_list() == part["correct"].to_list()
+    np.testing.assert_array_equal(runs.final_probs(tmp_path / "full"),
+                                  runs.final_probs(tmp_path / "part"))
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "exactly one scenario"),
     (["--null", "--planted-people", "3"], "exactly one scenario"),

@@ -258,7 +258,11 @@ def run_train(cfg: TrainConfig, *, resume: Path | None, engine_kind: str, quiet:
 
     validate(cfg)
     questions, people = _load_inputs(cfg)
-    if engine_kind == "synthetic":
+    if engine_kind == "synthetic" and resume is not None and "synthetic" in runs.read_config(resume):
+        from prefixopt.evaluate import synthetic_engine_for_run
+
+        eng = synthetic_engine_for_run(resume)  # a simulate run continues on its planted engine
+    elif engine_kind == "synthetic":
         from prefixopt.synthetic import SyntheticEngine
 
         eng = SyntheticEngine(people, np.full(len(people.person_id), 0.5), seed=cfg.seed)
