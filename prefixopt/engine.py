@@ -95,7 +95,11 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
 
     import torch
 
+    from prefixopt import device
+
     on_cuda = torch.cuda.is_available()
+    dtype = device.resolve_dtype(cfg.dtype, cuda=on_cuda, flags=device.cpu_flags(),
+                                 saved=device.model_dtype(model))
     if not on_cuda:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.cpu_kvcache_gib:g}")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -107,7 +111,7 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
 
     kwargs: dict[str, Any] = {
         "model": model,
-        "dtype": cfg.dtype,
+        "dtype": dtype,
         "max_model_len": cfg.max_model_len,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
         "tensor_parallel_size": cfg.tensor_parallel_size,
@@ -130,8 +134,8 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         llm = vllm.LLM(**kwargs)
     except Exception as exc:  # map vLLM's many load errors to one line
         raise PrefixoptError(_load_error(cfg, model, exc)) from exc
-    device = torch.cuda.get_device_name(0) if on_cuda else "cpu"
-    return VllmEngine(llm, model, device, vllm.__version__, torch.__version__)
+    where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
+    return VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
 
 
 def _load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
@@ -152,8 +156,10 @@ def _load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
 class VllmEngine:
     """One vLLM LLM + its tokenizer. `run` sends every prompt of a batch in ONE generate call."""
 
-    def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str):
+    def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str,
+                 dtype: str = "auto"):
         self.llm = llm
+        self.dtype = dtype  # the resolved dtype (device.resolve_dtype), never "auto" on CPU
         self.tokenizer = llm.get_tokenizer()
         self.model = model
         self.device = device
@@ -178,6 +184,7 @@ class VllmEngine:
             "vllm": self._versions[0],
             "torch": self._versions[1],
             "device": self.device,
+            "dtype": self.dtype,
             "template_without_system": default,
         }
 
