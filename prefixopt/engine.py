@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
@@ -58,40 +57,11 @@ class Engine(Protocol):
         ...
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~")) or model.count("/") > 1 or (
-        os.sep == "\\" and "\\" in model
-    )
-
-
-def _check_model(model: str) -> None:
-    """Fail early with one line for a missing local path or an uncached hub id offline."""
-    if _looks_like_path(model):
-        if not Path(model).expanduser().is_dir():
-            raise PrefixoptError(f"model path {model} does not exist; pass a model folder or HF id")
-        return
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
-        "TRANSFORMERS_OFFLINE", ""
-    ) not in ("", "0")
-    if offline and not Path(model).is_dir():
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            raise PrefixoptError(
-                f"model {model!r} is not in the Hugging Face cache and the hub is offline; "
-                "download it first or pass a local model folder"
-            )
-
-
 def build_engine(cfg: EngineConfig) -> VllmEngine:
     """Build the one vLLM engine of this process from an EngineConfig."""
-    from prefixopt.models import ModelError, resolve_model
+    from prefixopt.models import locate
 
-    try:
-        model = resolve_model(cfg.model)
-    except ModelError as exc:
-        raise PrefixoptError(str(exc)) from None
-    _check_model(model)
+    model = locate(cfg.model)  # one line and no engine for a missing or unreachable model
 
     import torch
 

