@@ -1,4 +1,5 @@
-"""The people table: build `notable_people_10k.csv` from Pantheon 1.0, load and validate it.
+"""The people table: build `notable_people_10k.csv` (committed at the repo root) from Pantheon
+1.0, load and validate it.
 
 Build: the 10,000 highest-HPI people with a known birth year ("530s" -> 530, "1237?" ->
 1237, "Unknown" dropped), one person per name (the higher-HPI one; ties by en_curid),
@@ -143,6 +144,9 @@ def write_people(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a table is as readable as any file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -193,7 +197,12 @@ def load_people(
     """
     path = Path(path) if path is not None else DEFAULT_PEOPLE_PATH
     if not path.is_file():
-        hint = "run: prefixopt setup" if path == DEFAULT_PEOPLE_PATH else "check --people"
+        hint = (
+            f"restore the committed copy (git checkout -- {path.name}) or run: "
+            "prefixopt setup --rebuild-people"
+            if path == DEFAULT_PEOPLE_PATH
+            else "check --people"
+        )
         raise PrefixoptError(f"people file {path} not found; {hint}")
     raw = path.read_bytes()
     fingerprint = hashlib.sha256(raw).hexdigest()

@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${PREFIXOPT_VENV:-$ROOT/.venv}"
 
-if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null || [[ ! -f notable_people_10k.csv ]]; then
+if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null; then
     bash scripts/setup.sh
 fi
 export VLLM_CPU_NUM_OF_RESERVED_CPU="${VLLM_CPU_NUM_OF_RESERVED_CPU:-0}"

@@ -4,6 +4,8 @@ entry point (stderr, exit codes) or typer's CliRunner (stdout JSON)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from prefixopt import people
 from prefixopt.cli import app, main
 
 DESIGN_COMMANDS = ("setup", "data", "train", "eval", "report", "simulate", "bench", "people")
@@ -111,6 +114,64 @@ def test_setup_names_a_missing_source(tmp_path: Path, cli) -> None:
         "--no-model",
     )
     assert_one_line_error(proc, "nope.tsv", "--people-source")
+
+
+def test_setup_checks_the_committed_table(cli, tmp_path: Path) -> None:
+    proc = cli("setup", "--no-model", "--json", "--data-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["people"] == {
+        "path": str(people.DEFAULT_PEOPLE_PATH),
+        "rows": 10_000,
+        "written": False,
+    }
+    assert "10,000 people, checked" in proc.stderr
+    proc = cli("setup", "--no-model", "--out", str(tmp_path / "none.csv"))
+    assert_one_line_error(proc, "none.csv", "--rebuild-people")
+
+
+def test_rebuild_without_a_source_is_one_line(cli, tmp_path: Path, monkeypatch) -> None:
+    missing = tmp_path / "shared" / "pantheon_1_0.tsv"
+    monkeypatch.setattr(people, "DEFAULT_PANTHEON_PATH", missing)
+    out = tmp_path / "p.csv"
+    proc = cli("setup", "--rebuild-people", "--out", str(out), "--no-model")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, str(missing), "--people-source")
+    assert not out.exists()
+
+
+def test_setup_in_a_clone_without_shared(tmp_path: Path, bench_dir: Path) -> None:
+    """A clone alone (no ../shared beside it) has the committed table: setup --no-model works,
+    and only --rebuild-people asks for the Pantheon source."""
+    repo = people.REPO_ROOT
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout: nothing to clone")
+    clone = tmp_path / "prefixopt"
+    subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True,
+                   capture_output=True, timeout=120)  # fmt: skip
+    assert not (clone.parent / "shared").exists()
+    env = {k: v for k, v in os.environ.items() if k != "PREFIXOPT_DATA_DIR"}
+    env["PYTHONPATH"] = str(clone)  # import the clone's package, not the editable install
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "prefixopt.cli", "setup", "--no-model", *args],
+                              cwd=clone, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)  # fmt: skip
+
+    proc = run("--json", "--data-dir", str(bench_dir))
+    assert proc.returncode == 0, proc.stderr
+    table = clone / "notable_people_10k.csv"
+    assert json.loads(proc.stdout)["people"] == {
+        "path": str(table),
+        "rows": 10_000,
+        "written": False,
+    }
+    assert "10,000 people" in proc.stderr
+    assert "shared" not in proc.stderr.replace(str(bench_dir), "")
+    proc = run("--rebuild-people", "--data-dir", str(bench_dir))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--people-source" in lines[0], proc.stderr
+    assert str(clone.parent / "shared" / "data" / "people" / "pantheon_1_0.tsv") in lines[0]
 
 
 def test_data_reports_the_design_counts(bench_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from prefixopt.errors import PrefixoptError
 from prefixopt.fields import ERAS, FIELDS, OCCUPATION_FIELD, era_of
 from prefixopt.people import (
     COLUMNS,
+    DEFAULT_PANTHEON_PATH,
+    DEFAULT_PEOPLE_PATH,
     build_people,
     filter_people,
     load_people,
@@ -78,6 +81,26 @@ def test_write_refuses_to_overwrite_a_different_file(pantheon_path: Path, tmp_pa
     _, written = write_people(out, pantheon_path, force=True)
     assert written and len(_rows(out)) == 10_000
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_committed_table_loads() -> None:
+    assert DEFAULT_PEOPLE_PATH.is_file(), "notable_people_10k.csv is committed at the repo root"
+    assert 0.5e6 < DEFAULT_PEOPLE_PATH.stat().st_size < 2e6
+    people = load_people()
+    assert len(people) == 10_000 and people.path == str(DEFAULT_PEOPLE_PATH)
+
+
+def test_committed_table_equals_a_rebuild() -> None:
+    if not DEFAULT_PANTHEON_PATH.is_file():
+        pytest.skip(f"Pantheon source not found at {DEFAULT_PANTHEON_PATH}: cannot rebuild")
+    rebuilt = build_people(DEFAULT_PANTHEON_PATH).encode("utf-8")
+    assert rebuilt == DEFAULT_PEOPLE_PATH.read_bytes(), (
+        "notable_people_10k.csv differs from a rebuild: run prefixopt setup --rebuild-people"
+    )
 
 
 @pytest.mark.parametrize(

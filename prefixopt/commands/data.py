@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.commands.common import err_console, fail, out_console, print_json
 
 DataDirOpt = Annotated[
     Path | None,
@@ -50,20 +50,56 @@ def _status_table(rows: list[dict[str, Any]], data_dir: Path | None) -> Table:
     return table
 
 
+def _setup_people(out: Path | None, source: Path | None, rebuild: bool) -> tuple[Path, int, bool]:
+    """Validate the people CSV (the committed one by default), or first rebuild it from
+    Pantheon. Returns (path, rows, written); prints one status line."""
+    from prefixopt import people
+
+    path = out or people.DEFAULT_PEOPLE_PATH
+    written = False
+    if rebuild:
+        source = source or people.DEFAULT_PANTHEON_PATH
+        path, written = people.write_people(path, source, force=True)
+        state = f"rebuilt from {source}" if written else f"up to date with {source}"
+    elif not path.is_file():
+        fail(
+            f"people file {path} not found; restore it (git checkout -- {path.name}) or "
+            "rebuild it with --rebuild-people --people-source PATH"
+        )
+    else:
+        state = "checked"
+    n = len(people.load_people(path))
+    _status(f"people: {path} ({n:,} people, {state})")
+    return path, n, written
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def setup(
+        rebuild_people: Annotated[
+            bool,
+            typer.Option(
+                "--rebuild-people",
+                help="Rebuild the people CSV from the Pantheon 1.0 TSV (--people-source) and "
+                "replace it (atomic write). Without it the committed file is only checked.",
+            ),
+        ] = False,
         people_source: Annotated[
             Path | None,
             typer.Option(
-                help="Pantheon 1.0 TSV (default: ../shared/data/people/pantheon_1_0.tsv)."
+                help="Pantheon 1.0 TSV for --rebuild-people (default: "
+                "../shared/data/people/pantheon_1_0.tsv); giving it implies --rebuild-people."
             ),
         ] = None,
         out: Annotated[
-            Path | None, typer.Option(help="People CSV to write (default: notable_people_10k.csv).")
+            Path | None,
+            typer.Option(
+                help="People CSV to check, or to write with --rebuild-people "
+                "(default: notable_people_10k.csv)."
+            ),
         ] = None,
         force: Annotated[
-            bool, typer.Option(help="Overwrite a people CSV that differs from a fresh build.")
+            bool, typer.Option(hidden=True, help="Old spelling of --rebuild-people.")
         ] = False,
         model: Annotated[
             bool, typer.Option(help="Prepare the embedded model (smollm2-135m).")
@@ -71,19 +107,12 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        """Build notable_people_10k.csv, prepare the embedded model, check the benchmark data."""
-        from prefixopt import benchmarks, models, people
+        """Check notable_people_10k.csv (or rebuild it), prepare the embedded model, check the
+        benchmark data."""
+        from prefixopt import benchmarks, models
 
-        path = out or people.DEFAULT_PEOPLE_PATH
-        source = people_source or people.DEFAULT_PANTHEON_PATH
-        if people_source is None and not source.is_file() and path.is_file():
-            # No Pantheon copy here but a table already built: keep it (validated below).
-            written, state = False, f"kept; {source} not found"
-        else:
-            path, written = people.write_people(path, source, force=force)
-            state = "written" if written else "up to date"
-        n = len(people.load_people(path))
-        _status(f"people: {path} ({n:,} people, {state})")
+        rebuild = rebuild_people or force or people_source is not None
+        path, n, written = _setup_people(out, people_source, rebuild)
         model_dir = None
         if model:
             already = models.is_prepared(models.embedded_dir())
