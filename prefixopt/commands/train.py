@@ -30,13 +30,24 @@ def given(ctx: typer.Context, name: str) -> bool:
 
 
 def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | None) -> TrainConfig:
-    """Base = --config FILE.json (or the defaults); every flag given explicitly overrides it."""
+    """Base = --config FILE.json (or the defaults); every flag given explicitly overrides it.
+    The file may be nested, flat, the reference homework's TrainingConfig or a run's
+    config.json (prefixopt.config.train_config_from_mapping)."""
+    import json
+
+    from prefixopt.config import SEED_IGNORED_KEYS, train_config_from_mapping
+
     base = D
     if config is not None:
         try:
-            base = from_dict(TrainConfig, __import__("json").loads(config.read_text()))
+            raw = json.loads(config.read_text(encoding="utf-8"))
+            base = train_config_from_mapping(raw)
         except (OSError, ValueError, TypeError) as exc:
             raise PrefixoptError(f"cannot read --config {config}: {exc}") from None
+        ignored = sorted(SEED_IGNORED_KEYS & set(raw))
+        if ignored:
+            err_console.print(f"note: --config {config}: ignoring {', '.join(ignored)} "
+                              "(no prefixopt equivalent)", highlight=False, soft_wrap=True)
     data = to_dict(base)
     for name, value in values.items():
         if not given(ctx, name):
