@@ -22,9 +22,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefixopt.commands import bench, data, evaluate, train
+    from prefixopt.commands import bench, data, evaluate, run, train
 
-    for module in (data, train, evaluate, bench):
+    for module in (data, train, run, evaluate, bench):
         module.register(app)
 
 

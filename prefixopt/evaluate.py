@@ -6,7 +6,6 @@ group contrasts, the winner's-curse gap). Tables go to eval/<name>.parquet via r
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -20,26 +19,8 @@ import polars as pl
 from prefixopt import analysis, runs, stats
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
-from prefixopt.records import NO_PERSON, Question
-
-KINDS = ("none", "learned", "random", "handwritten", "named")
-GENERIC_PROMPT = "You are a helpful assistant."
-EXPERT_PROMPTS = {  # one domain-expert prompt per benchmark
-    "mmlu": "You are an expert with deep knowledge of every academic subject.",
-    "gsm8k": "You are an expert mathematician.",
-    "arc_easy": "You are an expert scientist.",
-    "arc_challenge": "You are an expert scientist.",
-    "hellaswag": "You are an expert in everyday situations and common sense.",
-}
-
-
-@dataclass(frozen=True)
-class Prefix:
-    kind: str  # none | learned | random | handwritten | named
-    label: str  # what the table shows: "(none)", a person's name, or the prompt text
-    person_id: int  # NO_PERSON for none / hand-written prompts
-    system: str | None  # the system message (None: no system message at all)
-    row: int = -1  # the person's row in the people table (-1 for none / hand-written)
+from prefixopt.prefixes import Prefix, build_prefixes
+from prefixopt.records import Question
 
 
 @dataclass
@@ -75,45 +56,6 @@ def config_for_run(run_dir: str | Path, **overrides: Any) -> EvalConfig:
     return replace(EvalConfig(engine=engine, task=task, people=saved.get("people")), **overrides)
 
 
-def build_prefixes(
-    cfg: EvalConfig, people, probs: np.ndarray | None, rng: np.random.Generator
-) -> list[Prefix]:
-    """none, top-k learned (by final probability), R random people, hand-written, named."""
-    from prefixopt.prompts import persona
-
-    template = cfg.task.prefix_template
-
-    def person(kind: str, row: int) -> Prefix:
-        name = people.names[row]
-        return Prefix(kind, name, int(people.person_id[row]), persona(template, name), row)
-
-    out = [Prefix("none", "(none)", NO_PERSON, None)]
-    if probs is not None and cfg.top_k > 0:
-        top = np.argsort(-probs, kind="stable")[: cfg.top_k]  # (k,) rows, most probable first
-        out += [person("learned", int(r)) for r in top]
-    if people is not None and cfg.num_random > 0:
-        n = len(people.names)
-        out += [person("random", int(r)) for r in rng.choice(n, min(cfg.num_random, n), False)]
-    if cfg.handwritten:
-        expert = EXPERT_PROMPTS.get(cfg.task.benchmark)
-        texts = [GENERIC_PROMPT] + ([expert] if expert else []) + list(cfg.prompts)
-        out += [Prefix("handwritten", t, NO_PERSON, t) for t in dict.fromkeys(texts)]
-    for name in cfg.people_names:
-        out.append(person("named", _find_person(people, name)))
-    return out
-
-
-def _find_person(people, name: str) -> int:
-    lowered = [n.casefold() for n in people.names]
-    if name.casefold() in lowered:
-        return lowered.index(name.casefold())
-    import difflib
-
-    close = difflib.get_close_matches(name, people.names, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; browse with `prefixopt people`"
-    raise PrefixoptError(f"no person named {name!r} in the people table{hint}")
-
-
 def check_overlap(run_dir: Path, questions: Sequence[Question], split: str, allow: bool) -> int:
     """Question ids the run trained on that are also in the eval split (refused unless allowed)."""
     try:
@@ -130,84 +72,31 @@ def check_overlap(run_dir: Path, questions: Sequence[Question], split: str, allo
     return n
 
 
-def correct_matrix(rows: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray]:
-    """The eval table as prefix info (P rows) and a (P, Q) correctness matrix whose columns are
-    the same questions for every prefix (checked: the comparison is paired)."""
-    meta = analysis.eval_prefixes(rows).collect()
-    long = analysis.eval_long(rows).collect()
-    p, q = len(meta), int(meta["questions"][0]) if len(meta) else 0
-    paired = bool((meta["questions"] == q).all())
-    qids = long["question_id"].to_numpy().reshape(p, q) if paired else None  # (P, Q)
-    if not paired or not (qids == qids[:1]).all():
-        raise PrefixoptError("eval rows are not paired: every prefix must answer the same questions")
-    correct = long["correct"].to_numpy().reshape(p, q)  # (P, Q) bool
-    return meta.drop("questions"), correct
+@dataclass
+class EvalInputs:
+    """Everything an evaluation needs that does not depend on the run's learned policy: all of
+    it is checked before an engine starts."""
+
+    cfg: EvalConfig
+    split: str
+    name: str  # eval/<name>.parquet
+    mode: str  # letter | cloze | generate
+    questions: list[Question]
+    fewshot: list[Question]
+    rng: np.random.Generator  # after the question subsample; random people are drawn next
+    overlap: int = 0
 
 
-def stats_rng(seed: int) -> np.random.Generator:
-    """The bootstrap's Generator for an eval with this seed (eval and report share it)."""
-    return np.random.default_rng([seed, 1])
-
-
-def summarise(
-    rows: pl.DataFrame, rng: np.random.Generator, num_samples: int
-) -> tuple[pl.DataFrame, list[stats.Contrast]]:
-    """Per-prefix accuracy + comparison with no prefix (Holm across prefixes), and the group
-    contrasts. `rows` is the eval table; every prefix answered the same questions."""
-    meta, correct = correct_matrix(rows.lazy())  # (P,) prefix info, (P, Q) bool
-    kinds = meta["prefix_kind"].to_list()
-    if "none" not in kinds:
-        raise PrefixoptError("an evaluation needs the no-prefix baseline")
-    none = correct[kinds.index("none")]  # (Q,)
-    comps = [stats.compare_to_none(c, none, rng, num_samples) for c in correct]
-    pvals = np.array([math.nan if k == "none" else c.p_value for k, c in zip(kinds, comps)])
-    p_holm = stats.holm(pvals)  # across every prefix compared with none
-    summary = meta.with_columns(
-        pl.Series("n", [c.n for c in comps]),
-        pl.Series("correct", [c.correct for c in comps]),
-        pl.Series("accuracy", [c.accuracy for c in comps]),
-        pl.Series("ci_low", [c.ci_low for c in comps]),
-        pl.Series("ci_high", [c.ci_high for c in comps]),
-        pl.Series("diff_vs_none", [c.diff for c in comps]),
-        pl.Series("diff_low", [c.diff_low for c in comps]),
-        pl.Series("diff_high", [c.diff_high for c in comps]),
-        pl.Series("p_value", pvals),
-        pl.Series("p_holm", p_holm),
-        pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < stats.ALPHA),
-    )
-    return summary, contrasts(kinds, correct, rng, num_samples)
-
-
-def contrasts(
-    kinds: Sequence[str], correct: np.ndarray, rng: np.random.Generator, num_samples: int
-) -> list[stats.Contrast]:
-    """learned vs none / random / hand-written: difference of group mean accuracies (Q-paired)."""
-    kinds_arr = np.asarray(kinds)
-    group = {k: correct[kinds_arr == k] for k in ("learned", "none", "random", "handwritten")}
-    out = []
-    for a, b in (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
-                 ("random", "none"), ("handwritten", "none")):
-        if len(group[a]) and len(group[b]):
-            out.append(stats.group_contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples))
-    return out
-
-
-def evaluate(
-    cfg: EvalConfig,
-    run_dir: str | Path | None = None,
-    engine=None,
-    *,
-    engine_factory: Callable[[], Any] | None = None,
-) -> EvalResult:
-    """Evaluate and write eval/<name>.parquet (+ _summary). With run_dir None (named people or
-    baselines only) a new directory is created under cfg.output_dir. engine: an Engine; else
-    engine_factory() builds one (timed separately), else the vLLM engine from cfg.engine."""
+def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
+    """Check the options and load the held-out questions (no engine): scoring vs benchmark,
+    the split and --num-questions, the table name and an existing eval of that name, the
+    overlap with the run's training questions, the few-shot examples."""
     from prefixopt import benchmarks, prompts, scoring
 
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
+    validate(cfg)
     rng = np.random.default_rng(cfg.seed)  # the one Generator: question subsample, random people
     benchmark = cfg.task.benchmark
+    mode = scoring.resolve_scoring(benchmark, cfg.task.scoring)
     split = cfg.eval_split or benchmarks.default_split(benchmark, "eval")
     questions = list(benchmarks.load_split(benchmark, split, data_dir=cfg.task.data_dir,
                                            purpose="eval"))
@@ -228,7 +117,39 @@ def evaluate(
             )
         keep = np.sort(rng.choice(len(questions), cfg.num_questions, replace=False))
         questions = [questions[i] for i in keep]
+    fewshot = []
+    if cfg.task.num_fewshot > 0:
+        fewshot = prompts.fewshot_examples(benchmark, cfg.task.num_fewshot, cfg.seed,
+                                           cfg.task.data_dir, [q.question_id for q in questions])
+    return EvalInputs(cfg, split, name, mode, questions, fewshot, rng, overlap)
 
+
+def validate(cfg: EvalConfig) -> None:
+    """One-line errors for option values an evaluation cannot use."""
+    from prefixopt.config import BENCHMARKS, PROMPT_FORMATS
+    from prefixopt.prompts import persona
+
+    checks = (
+        (cfg.task.benchmark in BENCHMARKS,
+         f"--benchmark {cfg.task.benchmark!r} is not one of: {', '.join(BENCHMARKS)}"),
+        (cfg.task.prompt_format in PROMPT_FORMATS,
+         f"--prompt-format must be chat or harness (got {cfg.task.prompt_format!r})"),
+        (cfg.num_questions is None or cfg.num_questions >= 1,
+         f"--num-questions must be >= 1 (got {cfg.num_questions})"),
+        (cfg.top_k >= 0 and cfg.num_random >= 0, "--top-k and --num-random must be >= 0"),
+        (cfg.bootstrap_samples >= 1,
+         f"--bootstrap-samples must be >= 1 (got {cfg.bootstrap_samples})"),
+        (cfg.task.num_fewshot >= 0, f"--num-fewshot must be >= 0 (got {cfg.task.num_fewshot})"),
+    )
+    for ok, message in checks:
+        if not ok:
+            raise PrefixoptError(message)
+    persona(cfg.task.prefix_template, "A. Person")  # a template without {name} is one line
+
+
+def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Generator):
+    """(prefixes, people, final probs, training rewards): the run's learned top-k, random and
+    named people, hand-written prompts. Needs the run's final checkpoint when top_k > 0."""
     people, probs, train = None, None, None
     if run_dir is not None and (cfg.top_k > 0 or cfg.num_random > 0 or cfg.people_names):
         people = runs.run_people(run_dir)
@@ -239,28 +160,48 @@ def evaluate(
         from prefixopt.people import load_people
 
         people = load_people(cfg.people)
-    prefixes = build_prefixes(cfg, people, probs, rng)
-    timings["load_s"] = time.perf_counter() - t0
+    return build_prefixes(cfg, people, probs, rng), people, probs, train
 
+
+def evaluate(
+    cfg: EvalConfig,
+    run_dir: str | Path | None = None,
+    engine=None,
+    *,
+    engine_factory: Callable[[], Any] | None = None,
+) -> EvalResult:
+    """Evaluate and write eval/<name>.parquet (+ _summary). With run_dir None (named people or
+    baselines only) a new directory is created under cfg.output_dir. engine: an Engine; else
+    engine_factory() builds one (timed separately), else the vLLM engine from cfg.engine.
+    Every check runs before the engine is built."""
+    t0 = time.perf_counter()
+    inputs = eval_inputs(cfg, run_dir)
+    prefixes = eval_prefixes(cfg, run_dir, inputs.rng)
+    load_s = time.perf_counter() - t0
+    timings = {"load_s": load_s}
     if engine is None:
         t = time.perf_counter()
-        if engine_factory is not None:
-            engine = engine_factory()
-        else:
+        if engine_factory is None:
             from prefixopt.engine import build_engine
 
-            engine = build_engine(cfg.engine)
+            engine_factory = lambda: build_engine(cfg.engine)
+        engine = engine_factory()
         timings["engine_start_s"] = time.perf_counter() - t
+    return score_prefixes(inputs, prefixes, run_dir, engine, timings)
 
+
+def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None, engine,
+                   timings: dict[str, float]) -> EvalResult:
+    """All prefixes x questions in ONE engine call, the statistics, the tables written."""
+    from prefixopt import prompts, scoring
+
+    t0 = time.perf_counter()
+    cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
+    prefixes, people, probs, train = prefixes_etc
     t = time.perf_counter()
-    mode = scoring.resolve_scoring(benchmark, cfg.task.scoring)
-    fewshot = ()
-    if cfg.task.num_fewshot > 0:
-        fewshot = prompts.fewshot_examples(benchmark, cfg.task.num_fewshot, cfg.seed,
-                                           cfg.task.data_dir, [q.question_id for q in questions])
     requests = prompts.build_grid(engine, [(p.person_id, p.system) for p in prefixes], questions,
                                   scoring=mode, prompt_format=cfg.task.prompt_format,
-                                  fewshot=fewshot)  # person-major: P blocks of Q requests
+                                  fewshot=inputs.fewshot)  # person-major: P blocks of Q requests
     timings["render_s"] = time.perf_counter() - t
     t = time.perf_counter()
     responses, answers = scoring.score(engine, requests, mode)  # ONE engine call, all prefixes
@@ -288,23 +229,24 @@ def evaluate(
     }, schema_overrides={"prefix_index": pl.Int64, "person_id": pl.Int64, "pred": pl.String})
     # the statistics get their own Generator derived from the seed, so that `report` can
     # recompute exactly the same intervals and contrasts from the saved tables
-    summary, groups = summarise(rows, stats_rng(cfg.seed), cfg.bootstrap_samples)
+    summary, groups = stats.summarise(rows, stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
     summary = _add_people_columns(summary, prefixes, people, probs, train)
     summary = summary.with_columns(acc_norm=pl.Series(
         [None if acc_norm is None else float(acc_norm[i]) for i in summary["prefix_index"]],
         dtype=pl.Float64))
     summary = summary.with_columns(bootstrap_seed=pl.lit(cfg.seed, pl.Int64),
                                    bootstrap_samples=pl.lit(cfg.bootstrap_samples, pl.Int64),
-                                   split=pl.lit(split), benchmark=pl.lit(benchmark))
+                                   split=pl.lit(inputs.split), benchmark=pl.lit(cfg.task.benchmark))
     timings["stats_s"] = time.perf_counter() - t
 
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
         runs.write_config(run_dir, cfg, {"kind": "eval"})
-    runs.write_eval(run_dir, name, rows, summary)
-    timings["wall_s"] = time.perf_counter() - t0
-    return EvalResult(run_dir, name, split, benchmark, prefixes, rows, summary, groups,
-                      timings, overlap)
+    runs.write_eval(run_dir, inputs.name, rows, summary)
+    timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
+        time.perf_counter() - t0)
+    return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
+                      rows, summary, groups, timings, inputs.overlap)
 
 
 def _add_people_columns(summary, prefixes, people, probs, train) -> pl.DataFrame:
@@ -334,19 +276,6 @@ def _add_people_columns(summary, prefixes, people, probs, train) -> pl.DataFrame
     )
 
 
-def run(cfg: EvalConfig, run_dir: str | Path | None) -> EvalResult:
-    """The command's entry point: pick the engine (vLLM from cfg.engine, or the synthetic
-    engine a `simulate` run was trained against) and evaluate."""
-    if cfg.engine_kind == "synthetic":
-        if run_dir is None:
-            raise PrefixoptError("--engine synthetic needs the RUN directory of a simulate run")
-        return evaluate(cfg, run_dir, engine_factory=lambda: synthetic_engine_for_run(run_dir))
-    if cfg.engine.model == "synthetic":
-        raise PrefixoptError(f"{run_dir} was trained on the synthetic engine; pass --engine "
-                             "synthetic, or --model MODEL to evaluate its people on a real model")
-    return evaluate(cfg, run_dir)
-
-
 def result_json(result: EvalResult) -> dict[str, Any]:
     return {
         "run_dir": str(result.run_dir),
@@ -365,22 +294,3 @@ def result_json(result: EvalResult) -> dict[str, Any]:
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
     }
-
-
-def synthetic_engine_for_run(run_dir: str | Path):
-    """Rebuild the planted engine a `simulate` run trained against, from config.json's
-    "synthetic" entry: base_accuracy, difficulty_sd, seed, delta, planted_person_ids."""
-    from prefixopt.synthetic import SyntheticEngine
-
-    meta = runs.read_config(run_dir)
-    syn = meta.get("synthetic")
-    if not syn:
-        raise PrefixoptError(f"{run_dir} has no planted scenario in config.json (the "
-                             "'synthetic' entry `prefixopt simulate` records); evaluate it with "
-                             "--engine vllm")
-    people = runs.run_people(run_dir)
-    base = float(syn.get("base_accuracy", 0.5))
-    planted = np.isin(people.person_id, np.asarray(syn.get("planted_person_ids", []), np.int64))
-    accuracy = np.where(planted, base + float(syn.get("delta", 0.0)), base)  # (N,)
-    return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
-                           int(syn.get("seed", meta.get("config", {}).get("seed", 0))))

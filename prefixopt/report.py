@@ -1,7 +1,7 @@
 """`prefixopt report`: figures (matplotlib, Agg) and report.md for one run, or a comparison of
 several runs (field mass side by side, Jensen-Shannon divergence between the learned
 distributions, overlap of top people). Numbers come from analysis queries over runs.scan and
-from evaluate.summarise recomputed on the saved eval rows; the sentences are written from them.
+from stats.summarise recomputed on the saved eval rows; the sentences are written from them.
 """
 
 from __future__ import annotations
@@ -78,12 +78,10 @@ def _eval_names(run_dir: Path) -> list[str]:
 def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
     """The saved summary plus the group contrasts recomputed from the rows with the eval's own
     bootstrap seed (the same numbers `eval` printed)."""
-    from prefixopt.evaluate import stats_rng, summarise
-
     summary = runs.scan(run_dir, f"eval/{name}_summary").sort("prefix_index").collect()
     rows = runs.scan(run_dir, f"eval/{name}").collect()
     seed, n_boot = int(summary["bootstrap_seed"][0]), int(summary["bootstrap_samples"][0])
-    _, contrasts = summarise(rows, stats_rng(seed), n_boot)
+    _, contrasts = stats.summarise(rows, stats.stats_rng(seed), n_boot)
     kinds = analysis.kind_accuracy(rows.lazy()).collect()
     return {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
             "kinds": kinds, "n": int(summary["n"][0])}

@@ -1,16 +1,22 @@
 """Statistics for honest held-out comparisons: Wilson intervals for accuracies, paired
 differences against no prefix (seeded paired bootstrap + exact McNemar), Holm correction across
 all prefixes compared, group contrasts (learned vs random / hand-written) and the winner's-curse
-gap between training reward and held-out accuracy. Pure numpy/scipy, no I/O.
+gap between training reward and held-out accuracy, and `summarise`, the per-prefix table and
+contrasts that eval writes and report recomputes. numpy/scipy/polars in memory, no I/O.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 from scipy.stats import binomtest, norm
+
+from prefixopt import analysis
+from prefixopt.errors import PrefixoptError
 
 ALPHA = 0.05
 
@@ -172,3 +178,65 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
         return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
 
     return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def correct_matrix(rows: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """The eval table as prefix info (P rows) and a (P, Q) correctness matrix whose columns are
+    the same questions for every prefix (checked: the comparison is paired)."""
+    meta = analysis.eval_prefixes(rows).collect()
+    long = analysis.eval_long(rows).collect()
+    p, q = len(meta), int(meta["questions"][0]) if len(meta) else 0
+    paired = bool((meta["questions"] == q).all())
+    qids = long["question_id"].to_numpy().reshape(p, q) if paired else None  # (P, Q)
+    if not paired or not (qids == qids[:1]).all():
+        raise PrefixoptError("eval rows are not paired: every prefix must answer the same questions")
+    correct = long["correct"].to_numpy().reshape(p, q)  # (P, Q) bool
+    return meta.drop("questions"), correct
+
+
+def stats_rng(seed: int) -> np.random.Generator:
+    """The bootstrap's Generator for an eval with this seed (eval and report share it)."""
+    return np.random.default_rng([seed, 1])
+
+
+def summarise(
+    rows: pl.DataFrame, rng: np.random.Generator, num_samples: int
+) -> tuple[pl.DataFrame, list[Contrast]]:
+    """Per-prefix accuracy + comparison with no prefix (Holm across prefixes), and the group
+    contrasts. `rows` is the eval table; every prefix answered the same questions."""
+    meta, correct = correct_matrix(rows.lazy())  # (P,) prefix info, (P, Q) bool
+    kinds = meta["prefix_kind"].to_list()
+    if "none" not in kinds:
+        raise PrefixoptError("an evaluation needs the no-prefix baseline")
+    none = correct[kinds.index("none")]  # (Q,)
+    comps = [compare_to_none(c, none, rng, num_samples) for c in correct]
+    pvals = np.array([math.nan if k == "none" else c.p_value for k, c in zip(kinds, comps)])
+    p_holm = holm(pvals)  # across every prefix compared with none
+    summary = meta.with_columns(
+        pl.Series("n", [c.n for c in comps]),
+        pl.Series("correct", [c.correct for c in comps]),
+        pl.Series("accuracy", [c.accuracy for c in comps]),
+        pl.Series("ci_low", [c.ci_low for c in comps]),
+        pl.Series("ci_high", [c.ci_high for c in comps]),
+        pl.Series("diff_vs_none", [c.diff for c in comps]),
+        pl.Series("diff_low", [c.diff_low for c in comps]),
+        pl.Series("diff_high", [c.diff_high for c in comps]),
+        pl.Series("p_value", pvals),
+        pl.Series("p_holm", p_holm),
+        pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < ALPHA),
+    )
+    return summary, contrasts(kinds, correct, rng, num_samples)
+
+
+def contrasts(
+    kinds: Sequence[str], correct: np.ndarray, rng: np.random.Generator, num_samples: int
+) -> list[Contrast]:
+    """learned vs none / random / hand-written: difference of group mean accuracies (Q-paired)."""
+    kinds_arr = np.asarray(kinds)
+    group = {k: correct[kinds_arr == k] for k in ("learned", "none", "random", "handwritten")}
+    out = []
+    for a, b in (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
+                 ("random", "none"), ("handwritten", "none")):
+        if len(group[a]) and len(group[b]):
+            out.append(group_contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples))
+    return out

@@ -240,7 +240,7 @@ def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_s
                   seed: int) -> dict:
     """The config.json entry ("synthetic") from which `prefixopt eval RUN --engine synthetic`
     and `train --resume` rebuild the very engine the run trained against
-    (evaluate.synthetic_engine_for_run reads it)."""
+    (jobs.synthetic_engine_for_run reads it)."""
     planted = scenario.planted
     delta = float(scenario.accuracy[planted].max() - base_accuracy) if planted.any() else 0.0
     return {"synthetic": {

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import analysis, evaluate
+from prefixopt import analysis, evaluate, stats
 from prefixopt.errors import PrefixoptError
 
 PEOPLE = pl.DataFrame({
@@ -53,10 +53,10 @@ def test_correct_matrix_and_summary_are_paired():
     rng = np.random.default_rng(0)
     correct = rng.uniform(size=(3, 40)) < 0.5
     rows = _rows(correct, ["none", "learned", "random"])
-    meta, mat = evaluate.correct_matrix(rows.lazy())
+    meta, mat = stats.correct_matrix(rows.lazy())
     np.testing.assert_array_equal(mat, correct)
     assert meta["prefix_kind"].to_list() == ["none", "learned", "random"]
-    summary, contrasts = evaluate.summarise(rows, np.random.default_rng(1), 200)
+    summary, contrasts = stats.summarise(rows, np.random.default_rng(1), 200)
     acc = analysis.eval_accuracy(rows.lazy()).collect()
     np.testing.assert_allclose(summary["accuracy"], acc["accuracy"])
     np.testing.assert_allclose(summary["diff_vs_none"], correct.mean(1) - correct[0].mean())
@@ -67,7 +67,7 @@ def test_correct_matrix_and_summary_are_paired():
         pl.when(pl.col("prefix_index") == 2).then(pl.lit("zzz")).otherwise(pl.col("question_id"))
         .alias("question_id"))
     with pytest.raises(PrefixoptError, match="paired"):
-        evaluate.correct_matrix(bad.lazy())
+        stats.correct_matrix(bad.lazy())
 
 
 def test_eval_name_is_safe_and_unambiguous():

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import cli, evaluate, runs, synthetic
+from prefixopt import cli, evaluate, jobs, runs, synthetic
 from prefixopt.config import EvalConfig, TaskConfig
 from prefixopt.errors import PrefixoptError
 
@@ -138,7 +138,7 @@ def test_cli_eval_synthetic_json(sim_run, capsys):
     assert syn["delta"] == pytest.approx(0.2) and syn["base_accuracy"] == 0.5
     assert sorted(syn["planted_person_ids"]) == sorted(science.tolist())
     # and eval --engine synthetic rebuilds exactly that engine
-    rebuilt = evaluate.synthetic_engine_for_run(sim_run)
+    rebuilt = jobs.synthetic_engine_for_run(sim_run)
     np.testing.assert_array_equal(rebuilt.accuracy, planted_engine(sim_run).accuracy)
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", str(sim_run), "--engine", "synthetic", "--num-questions", "50",

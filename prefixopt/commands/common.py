@@ -44,8 +44,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    sys.stdout.flush()
+    """The JSON summary on stdout (the terminal's, even while engine output is redirected)."""
+    out = out_console.file
+    out.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    out.flush()
 
 
 def run_app(app: typer.Typer, args: list[str]) -> None:

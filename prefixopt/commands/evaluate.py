@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from prefixopt.commands.common import err_console, fail, out_console, print_json
+from prefixopt.commands.enginelog import engine_session
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -42,6 +43,19 @@ def eval_table(result) -> Table:
             "" if none else ("[bold green]yes[/]" if r["significant"] else "no"),
         )
     return table
+
+
+def print_eval(result) -> None:
+    """The eval table, the group contrasts, where the tables went and the timings."""
+    out_console.print(eval_table(result))
+    for c in result.contrasts:
+        out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
+                          f"[{_pct(c.low, True)}, {_pct(c.high, True)}]"
+                          + (" (excludes 0)" if c.excludes_zero else " (includes 0)"))
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()
+                        if isinstance(v, float))
+    err_console.print(f"wrote {result.run_dir}/eval/{result.name}.parquet (+ _summary); "
+                      f"{timings}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -85,20 +99,17 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Option(help="Name of the eval tables (default: from "
                                                  "the split, N and seed).")] = None,
         overwrite: Annotated[bool, typer.Option(help="Replace an existing eval of that name.")] = False,
+        dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 "
+                                                  "(default: the run's)")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch "
+                                              "logging (default: RUN/engine.log).")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
     ) -> None:
         """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
         from prefixopt import evaluate as ev
+        from prefixopt import jobs
         from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
 
-        if engine not in ("vllm", "synthetic"):
-            fail(f"--engine must be vllm or synthetic (got {engine!r})")
-        if prompt_format is not None and prompt_format not in ("chat", "harness"):
-            fail(f"--prompt-format must be chat or harness (got {prompt_format!r})")
-        if num_questions is not None and num_questions < 1:
-            fail(f"--num-questions must be >= 1 (got {num_questions})")
-        if top_k < 0 or num_random < 0:
-            fail("--top-k and --num-random must be >= 0")
         if run is None and benchmark is None:
             fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
         options = {
@@ -120,20 +131,19 @@ def register(app: typer.Typer) -> None:
                                   "prompt_format": prompt_format, "num_fewshot": num_fewshot,
                                   "data_dir": data_dir}.items() if v is not None}
         cfg = replace(cfg, task=replace(cfg.task, **task), people=people_file or cfg.people)
-        if model is not None:
-            cfg = replace(cfg, engine=replace(cfg.engine, model=model))
-
-        with err_console.status("evaluating (engine start, then one batched call)..."):
-            result = ev.run(cfg, run)
-        out_console.print(eval_table(result))
-        for c in result.contrasts:
-            out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
-                              f"[{_pct(c.low, True)}, {_pct(c.high, True)}]"
-                              + (" (excludes 0)" if c.excludes_zero else " (includes 0)"))
-        t = result.timings
-        err_console.print(
-            f"wrote {result.run_dir}/eval/{result.name}.parquet (+ _summary); "
-            + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), highlight=False)
+        if model is not None or dtype is not None:
+            cfg = replace(cfg, engine=replace(cfg.engine, model=model or cfg.engine.model,
+                                              dtype=dtype or cfg.engine.dtype))
+        # every check (options, split, name, overlap, people, model) before the engine starts
+        jobs.check_engine(cfg.engine, engine)
+        if engine == "synthetic" and run is None:
+            fail("--engine synthetic needs the RUN directory of a simulate run")
+        inputs = ev.eval_inputs(cfg, run)
+        prefixes = ev.eval_prefixes(cfg, run, inputs.rng)
+        with engine_session("eval", cfg.engine, engine, run, verbose) as (eng, start_s):
+            result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
+        result.timings["dtype"] = eng.info().get("dtype")
+        print_eval(result)
         if json_out:
             print_json(ev.result_json(result))
 

@@ -9,11 +9,13 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from prefixopt.commands.common import err_console, fail, print_json
+from prefixopt.commands.enginelog import engine_session
+from prefixopt.commands.options import JOB, LEARNER, SIMULATE, TRAIN, TRAIN_NAMES, with_options
 from prefixopt.config import TrainConfig, from_dict, to_dict
 from prefixopt.errors import PrefixoptError
 
@@ -88,140 +90,75 @@ def progress_bar(total: int, label: str, quiet: bool = False) -> Iterator[Any]:
         yield update
 
 
-def _load_inputs(cfg: TrainConfig):
-    from prefixopt.benchmarks import load_split
-    from prefixopt.people import load_people
+def train_job(ctx: typer.Context, values: dict[str, Any]):
+    """Options -> a checked TrainJob (jobs.prepare_train): a new run from the flags and
+    --config, or --resume DIR as it was configured (only --iterations may change)."""
+    from prefixopt import jobs, runs
 
-    questions = load_split(cfg.task.benchmark, cfg.train_split, data_dir=cfg.task.data_dir,
-                           purpose="train")
-    if cfg.batch_size > len(questions):
-        raise PrefixoptError(f"--batch-size {cfg.batch_size} is larger than the training split "
-                             f"({len(questions)} questions); lower it")
-    people = load_people(cfg.people, exclude_fields=cfg.exclude_fields,
-                         exclude_occupations=cfg.exclude_occupations)
-    return questions, people
+    opts = {k: v for k, v in values.items() if k in TRAIN_NAMES}
+    resume, engine = values["resume"], values["engine"]
+    if resume is not None:
+        changed = [k for k in opts if k != "iterations" and given(ctx, k)]
+        changed += ["config"] if values["config"] is not None else []
+        if changed:
+            fail(f"--resume continues a run as configured; drop --{changed[0].replace('_', '-')}"
+                 " (only --iterations may change)")
+        cfg = runs.read_train_config(resume)
+        if not given(ctx, "engine"):  # a synthetic run continues on the synthetic engine
+            engine = jobs.run_engine_kind(resume)
+        if given(ctx, "iterations"):
+            cfg = dataclasses.replace(cfg, iterations=values["iterations"])
+    else:
+        cfg = resolve_config(ctx, opts, values["config"])
+    return jobs.prepare_train(cfg, resume=resume, engine_kind=engine)
+
+
+def print_train(summary: dict[str, Any]) -> None:
+    err_console.print(f"run: {summary['run_dir']}  iterations: {summary['iterations_done']}"
+                      f"  entropy: {summary['entropy']:.3f}", highlight=False)
+    for row in summary["top"][:5]:
+        err_console.print(f"  {row['prob']:.4f}  {row['name']} ({row['field']})", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def train(
-        ctx: typer.Context,
-        benchmark: Annotated[str, typer.Option(help="mmlu | gsm8k | arc_easy | arc_challenge | hellaswag")] = D.task.benchmark,
-        model: Annotated[str, typer.Option(help="HF id, local path, or the alias smollm2-135m (also --model_name)")] = D.engine.model,
-        scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the benchmark's)")] = D.task.scoring,
-        iterations: Annotated[int, typer.Option(help="Policy updates")] = D.iterations,
-        samples_per_iteration: Annotated[int, typer.Option("--samples-per-iteration", "-k", help="K people sampled per iteration")] = D.samples_per_iteration,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B questions per iteration, answered by all K")] = D.batch_size,
-        learning_rate: Annotated[float, typer.Option(help="Step size (also --learning_rate)")] = D.learning_rate,
-        optimizer: Annotated[str, typer.Option(help="adam | sgd")] = D.optimizer,
-        baseline: Annotated[str, typer.Option(help="rloo (leave-one-out) | mean | ema")] = D.baseline,
-        ema_decay: Annotated[float, typer.Option(help="Decay of the ema baseline")] = D.ema_decay,
-        ema_init: Annotated[float | None, typer.Option(help="Start of the ema baseline (default: first batch mean; the seed used 0)")] = D.ema_init,
-        standardize: Annotated[bool, typer.Option(help="Divide advantages by the batch reward std")] = D.standardize,
-        entropy_coef: Annotated[float, typer.Option(help="Entropy bonus coefficient")] = D.entropy_coef,
-        parameterization: Annotated[str, typer.Option(help="factored (person + field + era logits) | tabular")] = D.parameterization,
-        reward: Annotated[str, typer.Option(help="accuracy | margin (letter/cloze log-prob margin)")] = D.reward,
-        common_questions: Annotated[bool, typer.Option("--common-questions/--fresh-questions", help="All K people answer the same B questions (fresh: one batch per person, the seed's way)")] = D.common_questions,
-        train_split: Annotated[str | None, typer.Option(help="Training split, HF syntax ok (default: the benchmark's)")] = D.train_split,
-        prompt_format: Annotated[str, typer.Option(help="chat | harness")] = D.task.prompt_format,
-        prefix_template: Annotated[str, typer.Option(help="Persona template; {name} is replaced literally")] = D.task.prefix_template,
-        num_fewshot: Annotated[int, typer.Option(help="Few-shot examples in each prompt")] = D.task.num_fewshot,
-        data_dir: Annotated[str | None, typer.Option(help="<data_dir>/<benchmark>/<split>.jsonl")] = D.task.data_dir,
-        people: Annotated[str | None, typer.Option(help="People CSV (default notable_people_10k.csv)")] = D.people,
-        exclude_fields: Annotated[list[str] | None, typer.Option("--exclude-field", help="Drop a field (repeatable)")] = None,
-        exclude_occupations: Annotated[list[str] | None, typer.Option("--exclude-occupation", help="Drop an occupation (repeatable)")] = None,
-        checkpoint_every: Annotated[int, typer.Option(help="theta snapshot every N iterations")] = D.checkpoint_every,
-        seed: Annotated[int, typer.Option(help="Seed of the run's Generator and the engine")] = D.seed,
-        output_dir: Annotated[str, typer.Option(help="Where run directories go (also --output_dir)")] = D.output_dir,
-        run_name: Annotated[str | None, typer.Option(help="Run directory name (default: generated)")] = D.run_name,
-        dtype: Annotated[str, typer.Option(help="Model dtype")] = D.engine.dtype,
-        max_model_len: Annotated[int, typer.Option(help="Engine context length")] = D.engine.max_model_len,
-        gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM GPU memory fraction")] = D.engine.gpu_memory_utilization,
-        tensor_parallel_size: Annotated[int, typer.Option(help="vLLM tensor parallel size")] = D.engine.tensor_parallel_size,
-        data_parallel_size: Annotated[int, typer.Option(help="vLLM data parallel size")] = D.engine.data_parallel_size,
-        load_in_4bit: Annotated[bool, typer.Option(help="bitsandbytes 4-bit (also --load_in_4bit)")] = D.engine.load_in_4bit,
-        enable_prefix_caching: Annotated[bool, typer.Option(help="vLLM automatic prefix caching")] = D.engine.enable_prefix_caching,
-        trust_remote_code: Annotated[bool, typer.Option(help="Allow model repo code")] = D.engine.trust_remote_code,
-        enforce_eager: Annotated[bool, typer.Option(help="Disable CUDA graphs")] = D.engine.enforce_eager,
-        block_size: Annotated[int | None, typer.Option(help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = D.engine.block_size,
-        cpu_kvcache_gib: Annotated[float, typer.Option(help="KV cache GiB on CPU machines")] = D.engine.cpu_kvcache_gib,
-        config: Annotated[Path | None, typer.Option(help="TrainConfig JSON; flags given here override it")] = None,
-        resume: Annotated[Path | None, typer.Option(help="Continue this run directory (only --iterations may change)")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last")] = False,
-        engine: Annotated[str, typer.Option(hidden=True, help="vllm | synthetic (tests)")] = "vllm",
-    ) -> None:
+    @with_options(TRAIN, JOB)
+    def train(ctx: typer.Context, **values: Any) -> None:
         """REINFORCE training of the persona policy on a benchmark."""
-        from prefixopt import runs
+        from prefixopt import jobs
 
-        values = {k: v for k, v in ctx.params.items()
-                  if k not in ("config", "resume", "json_out", "engine")}
-        if resume is not None:
-            changed = [k for k in values if k not in ("iterations", "engine") and given(ctx, k)]
-            if changed:
-                fail(f"--resume continues a run as configured; drop --{changed[0].replace('_', '-')}"
-                     " (only --iterations may change)")
-            cfg = runs.read_train_config(resume)
-            if not given(ctx, "engine"):  # a synthetic run continues on the synthetic engine
-                stored = runs.read_config(resume).get("versions", {}).get("engine")
-                engine = "synthetic" if stored == "synthetic" else "vllm"
-            if given(ctx, "iterations"):
-                cfg = dataclasses.replace(cfg, iterations=iterations)
-        else:
-            cfg = resolve_config(ctx, values, config)
-        if engine not in ("vllm", "synthetic"):
-            fail(f"--engine {engine!r} is not one of: vllm, synthetic")
-        summary = run_train(cfg, resume=resume, engine_kind=engine, quiet=json_out)
-        if json_out:
+        job = train_job(ctx, values)  # every check passes before the engine starts
+        quiet = values["json_out"]
+        with engine_session("train", job.cfg.engine, job.engine_kind, job.run_dir,
+                            values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
+                progress_bar(job.cfg.iterations, "train", quiet) as update:
+            summary = {**jobs.run_train(job, eng, update), "engine_start_s": s,
+                       "dtype": eng.info().get("dtype")}
+        if quiet:
             print_json(summary)
         else:
-            err_console.print(f"run: {summary['run_dir']}  iterations: {summary['iterations_done']}"
-                              f"  entropy: {summary['entropy']:.3f}")
-            for row in summary["top"][:5]:
-                err_console.print(f"  {row['prob']:.4f}  {row['name']} ({row['field']})")
+            print_train(summary)
+            err_console.print(f"files: {job.run_dir}/ (config.json, iterations/, samples/, "
+                              "answers/, checkpoints/, engine.log)", highlight=False)
 
     @app.command()
-    def simulate(
-        ctx: typer.Context,
-        planted_field: Annotated[str | None, typer.Option(help="Everyone in this field is --delta more accurate")] = None,
-        planted_people: Annotated[int | None, typer.Option(help="This many random people are --delta more accurate")] = None,
-        null: Annotated[bool, typer.Option("--null", help="No effect: everyone at --base-accuracy")] = False,
-        delta: Annotated[float, typer.Option(help="Accuracy advantage of the planted set")] = 0.1,
-        base_accuracy: Annotated[float, typer.Option(help="Accuracy of everyone else (and of no prefix)")] = 0.5,
-        difficulty_sd: Annotated[float, typer.Option(help="SD of the per-question difficulty (logit scale)")] = 1.0,
-        budget: Annotated[int, typer.Option(help="Question evaluations (iterations = budget // (K*B))")] = 50_000,
-        samples_per_iteration: Annotated[int, typer.Option("--samples-per-iteration", "-k", help="K people per iteration")] = D.samples_per_iteration,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B questions per iteration")] = D.batch_size,
-        learning_rate: Annotated[float, typer.Option(help="Step size")] = D.learning_rate,
-        optimizer: Annotated[str, typer.Option(help="adam | sgd")] = D.optimizer,
-        baseline: Annotated[str, typer.Option(help="rloo | mean | ema")] = D.baseline,
-        ema_init: Annotated[float | None, typer.Option(help="Start of the ema baseline (seed: 0)")] = D.ema_init,
-        standardize: Annotated[bool, typer.Option(help="Divide advantages by the reward std")] = D.standardize,
-        entropy_coef: Annotated[float, typer.Option(help="Entropy bonus coefficient")] = D.entropy_coef,
-        parameterization: Annotated[str, typer.Option(help="factored | tabular")] = D.parameterization,
-        common_questions: Annotated[bool, typer.Option("--common-questions/--fresh-questions", help="Shared question batch (fresh: per person, the seed's way)")] = D.common_questions,
-        benchmark: Annotated[str, typer.Option(help="Whose training question ids to ask")] = D.task.benchmark,
-        train_split: Annotated[str | None, typer.Option(help="Training split")] = D.train_split,
-        data_dir: Annotated[str | None, typer.Option(help="<data_dir>/<benchmark>/<split>.jsonl")] = D.task.data_dir,
-        people: Annotated[str | None, typer.Option(help="People CSV (default notable_people_10k.csv)")] = D.people,
-        seed: Annotated[int, typer.Option(help="Seed of the run and of the synthetic answers")] = D.seed,
-        out: Annotated[Path | None, typer.Option(help="Keep the run here (a new directory) for eval/report")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last")] = False,
-    ) -> None:
+    @with_options(SIMULATE, LEARNER)
+    def simulate(ctx: typer.Context, **values: Any) -> None:
         """Run the learner on the synthetic engine (planted accuracies), no LLM."""
-        if sum([planted_field is not None, planted_people is not None, null]) != 1:
+        planted_field, planted_people = values["planted_field"], values["planted_people"]
+        delta, base_accuracy, budget = values["delta"], values["base_accuracy"], values["budget"]
+        if sum([planted_field is not None, planted_people is not None, values["null"]]) != 1:
             fail("choose exactly one scenario: --planted-field FIELD, --planted-people N or --null")
         if not 0 < base_accuracy < 1 or not 0 < base_accuracy + delta < 1:
             fail(f"--base-accuracy {base_accuracy} + --delta {delta} must stay inside (0, 1)")
         if budget < 1:
             fail(f"--budget must be >= 1 question evaluation (got {budget})")
-        values = {k: v for k, v in ctx.params.items()
-                  if k in D.__dataclass_fields__ or k in TASK_KEYS}
-        cfg = resolve_config(ctx, values, None)
+        cfg = resolve_config(ctx, {k: v for k, v in values.items() if k in TRAIN_NAMES}, None)
         cfg = dataclasses.replace(cfg, run_name=None, engine=dataclasses.replace(
             cfg.engine, model="synthetic"))
         summary = run_simulate(cfg, planted_field, planted_people, delta, base_accuracy,
-                               difficulty_sd, budget, out, json_out)
-        if json_out:
+                               values["difficulty_sd"], budget, values["out"], values["json_out"])
+        if values["json_out"]:
             print_json(summary)
             return
         err_console.print(f"{summary['description']}: planted mass {summary['planted_mass']:.3f} "
@@ -236,11 +173,10 @@ def run_simulate(cfg: TrainConfig, planted_field: str | None, planted_people: in
                  out: Path | None, quiet: bool) -> dict:
     import numpy as np
 
-    from prefixopt import runs, synthetic
-    from prefixopt.train import validate
+    from prefixopt import jobs, runs, synthetic
 
-    validate(cfg)
-    questions, people = _load_inputs(cfg)
+    job = jobs.prepare_train(cfg, engine_kind="synthetic", create=False)
+    questions, people = job.questions, job.people
     if planted_field is not None:
         scenario = synthetic.planted_field(people, planted_field, delta, base_accuracy)
     elif planted_people is not None:
@@ -258,37 +194,3 @@ def run_simulate(cfg: TrainConfig, planted_field: str | None, planted_people: in
         return synthetic.simulate(cfg, scenario, people, questions, budget=budget,
                                   run_dir=run_dir, base_accuracy=base_accuracy,
                                   difficulty_sd=difficulty_sd, progress=update)
-
-
-def run_train(cfg: TrainConfig, *, resume: Path | None, engine_kind: str, quiet: bool) -> dict:
-    """Validate, load data and people, build the engine, run the loop with a progress bar."""
-    import numpy as np
-
-    from prefixopt import runs
-    from prefixopt.train import train, validate
-
-    validate(cfg)
-    questions, people = _load_inputs(cfg)
-    if engine_kind == "synthetic" and resume is not None and "synthetic" in runs.read_config(resume):
-        from prefixopt.evaluate import synthetic_engine_for_run
-
-        eng = synthetic_engine_for_run(resume)  # a simulate run continues on its planted engine
-    elif engine_kind == "synthetic":
-        from prefixopt.synthetic import SyntheticEngine
-
-        eng = SyntheticEngine(people, np.full(len(people.person_id), 0.5), seed=cfg.seed)
-    else:
-        from prefixopt.engine import build_engine
-
-        eng = build_engine(cfg.engine)
-    fewshot = ()
-    if cfg.task.num_fewshot:
-        from prefixopt.benchmarks import fewshot_split  # noqa: F401  (documents the source)
-        from prefixopt.prompts import fewshot_examples
-
-        fewshot = fewshot_examples(cfg.task.benchmark, cfg.task.num_fewshot, cfg.seed,
-                                   cfg.task.data_dir, exclude_ids=())
-    run_dir = resume if resume is not None else runs.create_run_dir(cfg.output_dir, cfg.run_name)
-    with progress_bar(cfg.iterations, "train", quiet) as update:
-        return train(cfg, eng, people, questions, run_dir, progress=update,
-                     resume=resume is not None, fewshot=fewshot)

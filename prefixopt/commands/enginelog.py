@@ -1,0 +1,97 @@
+"""A quiet terminal while an engine runs. vLLM, torch and transformers write dozens of lines per
+start (Python logging, warnings, tqdm, and C++ prints straight to file descriptor 2). While a
+command's engine is alive, fds 1 and 2 point at RUN/engine.log (a temp file without a run dir,
+removed on success), and prefixopt's own consoles write to the real terminal through saved
+copies of those fds. `--verbose` leaves everything on the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prefixopt.commands.common import err_console, out_console
+from prefixopt.config import EngineConfig
+from prefixopt.errors import PrefixoptError
+
+
+@contextlib.contextmanager
+def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path | None]:
+    """Route the libraries' output to `log_path` for the duration of the block."""
+    if verbose:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # engine.py would default WARNING
+        yield None
+        return
+    temp = log_path is None
+    if temp:
+        fd, name = tempfile.mkstemp(prefix="prefixopt-engine-", suffix=".log")
+        log_path = Path(name)
+    else:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {1: os.dup(1), 2: os.dup(2)}
+    consoles = {1: out_console, 2: err_console}
+    previous = {n: c._file for n, c in consoles.items()}  # None: follows sys.stdout/stderr
+    terminal = {n: os.fdopen(saved[n], "w", buffering=1, closefd=False) for n in saved}
+    for n in (1, 2):
+        consoles[n].file = terminal[n]
+        os.dup2(fd, n)
+    ok = False
+    try:
+        yield log_path
+        ok = True
+    except PrefixoptError as exc:  # the one line also says where the engine's own words are
+        raise PrefixoptError(f"{exc} (engine log: {log_path})") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        for n in (1, 2):
+            terminal[n].flush()
+            os.dup2(saved[n], n)
+            os.close(saved[n])
+            consoles[n]._file = previous[n]
+        os.close(fd)
+        if temp and ok:
+            log_path.unlink(missing_ok=True)
+
+
+def header(command: str, cfg: EngineConfig, kind: str, run_dir: Path | None) -> None:
+    """The one line before the engine starts: model, device, dtype (and why), run directory."""
+    where = f", run {run_dir}" if run_dir is not None else ""
+    if kind != "vllm":
+        err_console.print(f"prefixopt {command}: {kind} engine (no LLM){where}", highlight=False,
+                          soft_wrap=True)
+        return
+    from prefixopt import device
+    from prefixopt.models import locate
+
+    cuda = device.cuda_available()
+    flags = device.cpu_flags()
+    model = locate(cfg.model)
+    dtype = device.resolve_dtype(cfg.dtype, cuda=cuda, flags=flags, saved=device.model_dtype(model))
+    err_console.print(
+        f"prefixopt {command}: {cfg.model} on {'cuda' if cuda else 'cpu'}, "
+        f"{device.describe(dtype, cuda, flags)}{where}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def engine_session(command: str, cfg: EngineConfig, kind: str, run_dir: Path | None,
+                   verbose: bool = False, **engine_args: Any) -> Iterator[tuple[Any, float]]:
+    """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s)."""
+    from prefixopt import jobs
+
+    header(command, cfg, kind, run_dir)
+    if kind != "vllm":  # nothing to silence
+        yield jobs.make_engine(kind, cfg, run_dir=run_dir, **engine_args)
+        return
+    log = Path(run_dir) / "engine.log" if run_dir is not None else None
+    with engine_output(log, verbose):
+        yield jobs.make_engine(kind, cfg, run_dir=run_dir, **engine_args)

@@ -1,0 +1,51 @@
+"""`prefixopt run`: train -> eval -> report in one process with ONE engine (the quickstart).
+Takes train's options and eval's as `--eval-*`; `--resume RUN` finishes a half-done run: the
+rest of its training, its evaluation unless one of that name exists, and the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.commands.enginelog import engine_session
+from prefixopt.commands.evaluate import print_eval
+from prefixopt.commands.options import EVAL, JOB, TRAIN, eval_options, with_options
+from prefixopt.commands.train import print_train, progress_bar, train_job
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    @with_options(TRAIN, EVAL, JOB)
+    def run_(ctx: typer.Context, **values: Any) -> None:
+        """Train, evaluate on held-out questions and write the report, on one engine."""
+        from prefixopt import jobs
+
+        job = train_job(ctx, values)  # every check of train and eval before the engine
+        ecfg = jobs.eval_config_for(job, **eval_options(values))
+        jobs.check_eval_for(job, ecfg)
+        quiet = values["json_out"]
+
+        def stage(name: str) -> None:
+            if not quiet and name != "train":
+                err_console.print(f"[dim]run:[/] {name}", highlight=False)
+
+        with engine_session("run", job.cfg.engine, job.engine_kind, job.run_dir,
+                            values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
+                progress_bar(job.cfg.iterations, "train", quiet) as update:
+            out = jobs.run_job(job, ecfg, eng, s, update, stage)
+        out["dtype"] = eng.info().get("dtype")
+        if quiet:
+            out.pop("eval_result", None)
+            print_json(out)
+            return
+        if not out["train"].get("skipped"):
+            print_train(out["train"])
+        if out.get("eval_result") is not None:
+            print_eval(out.pop("eval_result"))
+        if out["report"] is not None:
+            out_console.print(f"report: {out['report']['report_md']}", highlight=False)
+        err_console.print(f"engine start {s:.0f} s (once for train, eval and report); "
+                          f"files: {job.run_dir}/", highlight=False)

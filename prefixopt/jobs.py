@@ -1,0 +1,208 @@
+"""What a command does around its engine, in this order: check every option that can be judged
+without a model and load the inputs (`prepare_train`, `evaluate.eval_inputs`), create the run
+directory, build the ONE engine of the job (`make_engine`), then run. `run_job` is `prefixopt
+run`: train -> eval -> report on that one engine, resumable at every stage. No engine is built
+before every check has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefixopt import runs
+from prefixopt.config import EngineConfig, EvalConfig, TrainConfig
+from prefixopt.errors import PrefixoptError
+from prefixopt.records import Question
+
+ENGINE_KINDS = ("vllm", "synthetic")
+
+
+@dataclass
+class TrainJob:
+    """A training run whose every input is checked and loaded; only the engine is missing."""
+
+    cfg: TrainConfig
+    mode: str  # letter | cloze | generate
+    questions: list[Question]
+    people: Any  # prefixopt.people.People
+    fewshot: list[Question]
+    run_dir: Path
+    resume: bool
+    engine_kind: str  # vllm | synthetic
+
+
+def check_engine(cfg: EngineConfig, kind: str) -> None:
+    """The engine options: its kind, the dtype, the model (path or cached hub id)."""
+    from prefixopt.device import DTYPES
+    from prefixopt.models import locate
+
+    if kind not in ENGINE_KINDS:
+        raise PrefixoptError(f"--engine {kind!r} is not one of: {', '.join(ENGINE_KINDS)}")
+    if kind == "vllm":
+        if cfg.dtype not in DTYPES:
+            raise PrefixoptError(f"--dtype {cfg.dtype!r} is not one of: {', '.join(DTYPES)}")
+        if cfg.model == "synthetic":
+            raise PrefixoptError("this run was trained on the synthetic engine; pass --engine "
+                                 "synthetic, or --model MODEL to use a real model")
+        locate(cfg.model)
+
+
+def run_engine_kind(run_dir: str | Path) -> str:
+    """The engine a run was trained on (a simulate run: synthetic)."""
+    meta = runs.read_config(run_dir)
+    return "synthetic" if meta.get("versions", {}).get("engine") == "synthetic" else "vllm"
+
+
+def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
+                  engine_kind: str = "vllm", create: bool = True) -> TrainJob:
+    """Check everything (options, benchmark x scoring, template, people, split vs B, few-shot,
+    model, the run directory) and load the inputs; create the run directory last."""
+    from prefixopt.benchmarks import load_split
+    from prefixopt.people import load_people
+    from prefixopt.prompts import fewshot_examples, persona
+    from prefixopt.scoring import resolve_scoring
+    from prefixopt.train import validate
+
+    validate(cfg)
+    check_engine(cfg.engine, engine_kind)
+    mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
+    if cfg.reward == "margin" and mode == "generate":
+        raise PrefixoptError(f"--reward margin needs letter or cloze scoring; {cfg.task.benchmark} "
+                             "is scored by generation (pass --reward accuracy)")
+    persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
+    if resume is not None:
+        runs.read_config(resume)  # not a run directory: one line
+    questions = list(load_split(cfg.task.benchmark, cfg.train_split,
+                                data_dir=cfg.task.data_dir, purpose="train"))
+    if cfg.batch_size > len(questions):
+        raise PrefixoptError(f"--batch-size {cfg.batch_size} is larger than the training split "
+                             f"({len(questions)} questions); lower it")
+    people = load_people(cfg.people, exclude_fields=cfg.exclude_fields,
+                         exclude_occupations=cfg.exclude_occupations)
+    fewshot = fewshot_examples(cfg.task.benchmark, cfg.task.num_fewshot, cfg.seed,
+                               cfg.task.data_dir) if cfg.task.num_fewshot else []
+    if resume is not None:
+        run_dir = Path(resume)
+    elif create:
+        run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
+    else:
+        run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
+    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None,
+                    engine_kind)
+
+
+def make_engine(kind: str, cfg: EngineConfig, *, people=None, seed: int = 0,
+                run_dir: str | Path | None = None) -> tuple[Any, float]:
+    """(engine, seconds it took to start). vllm: the in-process vLLM engine. synthetic: the
+    planted engine a simulate run recorded, else everyone at 0.5 (plumbing tests)."""
+    t = time.perf_counter()
+    if kind == "synthetic":
+        planted = run_dir is not None and (Path(run_dir) / "config.json").is_file() and (
+            "synthetic" in runs.read_config(run_dir))
+        if planted or people is None:  # a simulate run's own engine (or why there is none)
+            engine = synthetic_engine_for_run(run_dir)
+        else:
+            from prefixopt.synthetic import SyntheticEngine
+
+            engine = SyntheticEngine(people, np.full(len(people.person_id), 0.5), seed=seed)
+    else:
+        from prefixopt.engine import build_engine
+
+        engine = build_engine(cfg)
+    return engine, time.perf_counter() - t
+
+
+def synthetic_engine_for_run(run_dir: str | Path):
+    """Rebuild the planted engine a `simulate` run trained against, from config.json's
+    "synthetic" entry: base_accuracy, difficulty_sd, seed, delta, planted_person_ids."""
+    from prefixopt.synthetic import SyntheticEngine
+
+    meta = runs.read_config(run_dir)
+    syn = meta.get("synthetic")
+    if not syn:
+        raise PrefixoptError(f"{run_dir} has no planted scenario in config.json (the "
+                             "'synthetic' entry `prefixopt simulate` records); evaluate it with "
+                             "--engine vllm")
+    people = runs.run_people(run_dir)
+    base = float(syn.get("base_accuracy", 0.5))
+    planted = np.isin(people.person_id, np.asarray(syn.get("planted_person_ids", []), np.int64))
+    accuracy = np.where(planted, base + float(syn.get("delta", 0.0)), base)  # (N,)
+    return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
+                           int(syn.get("seed", meta.get("config", {}).get("seed", 0))))
+
+
+def run_train(job: TrainJob, engine, progress: Callable | None = None) -> dict[str, Any]:
+    """The training loop on a prepared job."""
+    from prefixopt.train import train
+
+    return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
+                 resume=job.resume, fewshot=job.fewshot)
+
+
+def eval_config_for(job: TrainJob, **options: Any) -> EvalConfig:
+    """The evaluation of a training job: its engine, task and people, plus the eval options."""
+    cfg = job.cfg
+    return EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people, seed=cfg.seed,
+                      engine_kind=job.engine_kind, **options)
+
+
+def check_eval_for(job: TrainJob, ecfg: EvalConfig):
+    """Before the engine: the eval's own checks, and a held-out split that cannot overlap the
+    training split (the run will train on questions of its split) unless allowed."""
+    from prefixopt import evaluate
+    from prefixopt.prefixes import build_prefixes
+
+    # an eval of that name in a resumed run is skipped by run_job, not an error
+    probe = replace(ecfg, overwrite=True)
+    inputs = evaluate.eval_inputs(probe, job.run_dir if job.resume else None)
+    train_ids = {q.question_id for q in job.questions}
+    shared = sum(q.question_id in train_ids for q in inputs.questions)
+    if shared and not ecfg.allow_overlap:
+        raise PrefixoptError(f"eval split {inputs.split!r} shares {shared} questions with the "
+                             "training split, so it would not be held out; choose another "
+                             "--eval-split or pass --eval-allow-overlap")
+    if ecfg.people_names:  # unknown names fail now, not after training
+        build_prefixes(replace(ecfg, top_k=0, num_random=0), job.people, None,
+                                np.random.default_rng(0))
+    return inputs
+
+
+def train_done(job: TrainJob) -> bool:
+    ckpt = job.run_dir / "checkpoints" / "latest.npz"
+    return ckpt.is_file() and int(runs.load_checkpoint(job.run_dir)["iteration"]) + 1 >= (
+        job.cfg.iterations)
+
+
+def run_job(job: TrainJob, ecfg: EvalConfig, engine, engine_start_s: float,
+            progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None
+            ) -> dict[str, Any]:
+    """`prefixopt run`: train (or finish training), evaluate on held-out questions (unless an
+    eval of that name exists: a resumed run skips it), then the report; one engine throughout."""
+    from prefixopt import evaluate
+    from prefixopt.report import build_report
+
+    stage("train")
+    summary = run_train(job, engine, progress) if not train_done(job) else {"skipped": True}
+    summary["engine_start_s"] = engine_start_s
+    if summary.get("interrupted"):
+        return {"run_dir": str(job.run_dir), "train": summary, "eval": None, "report": None,
+                "engine_start_s": engine_start_s}
+    stage("eval")
+    # the held-out questions again (same seed, same subsample), now against the run's answers
+    inputs = evaluate.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
+    result = None
+    if ecfg.overwrite or not (job.run_dir / "eval" / f"{inputs.name}_summary.parquet").exists():
+        prefixes = evaluate.eval_prefixes(ecfg, job.run_dir, inputs.rng)
+        result = evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
+                                         {"engine_start_s": engine_start_s})
+    stage("report")
+    report = build_report([job.run_dir], None)
+    return {"run_dir": str(job.run_dir), "train": summary,
+            "eval": evaluate.result_json(result) if result is not None else {"skipped": True},
+            "eval_result": result, "report": report, "engine_start_s": engine_start_s}
