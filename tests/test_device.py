@@ -8,10 +8,10 @@ import pytest
 
 from prefixopt import device
 
-AVX2_ZEN3 = frozenset("fpu sse sse2 avx avx2 fma f16c bmi2 vaes".split())
+AVX2_ZEN3 = frozenset(["fpu", "sse", "sse2", "avx", "avx2", "fma", "f16c", "bmi2", "vaes"])
 AVX512_BF16 = AVX2_ZEN3 | {"avx512f", "avx512bw", "avx512_bf16"}
 SAPPHIRE = AVX2_ZEN3 | {"avx512f", "amx_tile", "amx_bf16"}
-ARM_BF16 = frozenset("fp asimd sve bf16 i8mm".split())
+ARM_BF16 = frozenset(["fp", "asimd", "sve", "bf16", "i8mm"])
 
 
 @pytest.mark.parametrize(("flags", "expected"), [

@@ -58,26 +58,39 @@ def register(app: typer.Typer) -> None:
         dtype: Annotated[str, typer.Option(help="model dtype for vLLM (auto = the model's)")] = (
             "auto"),
         max_model_len: Annotated[int, typer.Option(help="vLLM max_model_len")] = 2048,
-        data_dir: Annotated[str | None, typer.Option(help="<dir>/<benchmark>/<split>.jsonl")] = (
+        data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR",
+                                                     help="<dir>/<benchmark>/<split>.jsonl")] = (
             None),
         people: Annotated[str | None, typer.Option(help="people CSV for the names")] = None,
         seed: Annotated[int, typer.Option(help="question sampling seed")] = 0,
         block_size: Annotated[int | None, typer.Option(
             help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
+            "show vLLM/torch logging (default: silent)"))] = False,
         json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
     ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
         from prefixopt.bench import run_bench
+        from prefixopt.commands.enginelog import engine_output, header
         from prefixopt.config import EngineConfig
+        from prefixopt.jobs import check_engine
 
         cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
                            block_size=block_size)
-        res = run_bench(
-            cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
-            num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
-            data_dir=data_dir, people_path=people, seed=seed,
-            progress=lambda step: err_console.print(f"[dim]bench:[/] {step}", highlight=False),
-        )
+        check_engine(cfg, "vllm")  # the model and dtype, before any engine starts
+
+        def progress(step: str) -> None:
+            if step == "engine start":  # every check inside run_bench has passed
+                header("bench", cfg, "vllm", None)
+            err_console.print(f"[dim]bench:[/] {step}", highlight=False)
+
+        with engine_output(None, verbose):
+            res = run_bench(
+                cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
+                num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
+                data_dir=data_dir, people_path=people, seed=seed,
+                progress=progress,
+            )
         _table(res)
         if json_out:
             print_json(res)

@@ -48,6 +48,10 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
         yield log_path
         ok = True
     except PrefixoptError as exc:  # the one line also says where the engine's own words are
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if log_path.stat().st_size == 0:
+            raise
         raise PrefixoptError(f"{exc} (engine log: {log_path})") from exc
     finally:
         with contextlib.suppress(Exception):
@@ -59,7 +63,7 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
             os.close(saved[n])
             consoles[n]._file = previous[n]
         os.close(fd)
-        if temp and ok:
+        if temp and (ok or log_path.stat().st_size == 0):
             log_path.unlink(missing_ok=True)
 
 

@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
                                                           "run's).")] = None,
         num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples (default: the "
                                                         "run's).")] = None,
-        data_dir: Annotated[str | None, typer.Option(help="Benchmark data directory.")] = None,
+        data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark "
+                                                     "data directory.")] = None,
         output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = "runs",
         run_name: Annotated[str | None, typer.Option(help="Directory name for an eval "
                                                         "without a run.")] = None,

@@ -41,7 +41,7 @@ def _train(
     prompt_format: Annotated[str, typer.Option(help="chat | harness")] = D.task.prompt_format,
     prefix_template: Annotated[str, typer.Option(help="Persona template; {name} is replaced literally")] = D.task.prefix_template,
     num_fewshot: Annotated[int, typer.Option(help="Few-shot examples in each prompt")] = D.task.num_fewshot,
-    data_dir: Annotated[str | None, typer.Option(help="<data_dir>/<benchmark>/<split>.jsonl")] = D.task.data_dir,
+    data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="<data_dir>/<benchmark>/<split>.jsonl (default: ../shared/data/benchmarks when it exists, else the hub)")] = D.task.data_dir,
     people: Annotated[str | None, typer.Option(help="People CSV (default notable_people_10k.csv)")] = D.people,
     exclude_fields: Annotated[list[str] | None, typer.Option("--exclude-field", help="Drop a field (repeatable)")] = None,
     exclude_occupations: Annotated[list[str] | None, typer.Option("--exclude-occupation", help="Drop an occupation (repeatable)")] = None,

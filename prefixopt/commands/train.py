@@ -24,11 +24,13 @@ ENGINE_KEYS = {f.name for f in dataclasses.fields(D.engine)} - {"seed"}
 TASK_KEYS = {f.name for f in dataclasses.fields(D.task)}
 
 
-def given(ctx: typer.Context, name: str) -> bool:
-    """Was this option given on the command line (not defaulted)? Compared by name: typer
-    may vendor its own click, whose ParameterSource enum is a different class."""
+def given(ctx: typer.Context, name: str, env: bool = True) -> bool:
+    """Was this option given on the command line (or, with env, by its environment variable)
+    rather than defaulted? Compared by name: typer may vendor its own click, whose
+    ParameterSource enum is a different class."""
     source = ctx.get_parameter_source(name)
-    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+    return source is not None and source.name in (
+        ("COMMANDLINE", "ENVIRONMENT") if env else ("COMMANDLINE",))
 
 
 def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | None) -> TrainConfig:
@@ -98,7 +100,7 @@ def train_job(ctx: typer.Context, values: dict[str, Any]):
     opts = {k: v for k, v in values.items() if k in TRAIN_NAMES}
     resume, engine = values["resume"], values["engine"]
     if resume is not None:
-        changed = [k for k in opts if k != "iterations" and given(ctx, k)]
+        changed = [k for k in opts if k != "iterations" and given(ctx, k, env=False)]
         changed += ["config"] if values["config"] is not None else []
         if changed:
             fail(f"--resume continues a run as configured; drop --{changed[0].replace('_', '-')}"
