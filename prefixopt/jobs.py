@@ -179,6 +179,21 @@ def train_done(job: TrainJob) -> bool:
         job.cfg.iterations)
 
 
+def eval_done(job: TrainJob, ecfg: EvalConfig) -> bool:
+    """An eval of this name exists in the run (and --eval-overwrite was not asked for)."""
+    from prefixopt.benchmarks import default_split
+    from prefixopt.evaluate import eval_name
+
+    split = ecfg.eval_split or default_split(ecfg.task.benchmark, "eval")
+    name = ecfg.name or eval_name(split, ecfg.num_questions, ecfg.seed)
+    return not ecfg.overwrite and (job.run_dir / "eval" / f"{name}_summary.parquet").exists()
+
+
+def needs_engine(job: TrainJob, ecfg: EvalConfig) -> bool:
+    """False for a resumed run whose training and eval are both done: only the report is left."""
+    return not (job.resume and train_done(job) and eval_done(job, ecfg))
+
+
 def run_job(job: TrainJob, ecfg: EvalConfig, engine, engine_start_s: float,
             progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None
             ) -> dict[str, Any]:
@@ -197,7 +212,7 @@ def run_job(job: TrainJob, ecfg: EvalConfig, engine, engine_start_s: float,
     # the held-out questions again (same seed, same subsample), now against the run's answers
     inputs = evaluate.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
     result = None
-    if ecfg.overwrite or not (job.run_dir / "eval" / f"{inputs.name}_summary.parquet").exists():
+    if not eval_done(job, ecfg):
         prefixes = evaluate.eval_prefixes(ecfg, job.run_dir, inputs.rng)
         result = evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
                                          {"engine_start_s": engine_start_s})

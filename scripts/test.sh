@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${PREFIXOPT_VENV:-$ROOT/.venv}"
 
-if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null; then
+if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null \
+        || [[ ! -f data/models/smollm2-135m-instruct/config.json ]]; then
     bash scripts/setup.sh
 fi
 

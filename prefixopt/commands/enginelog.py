@@ -23,8 +23,8 @@ from prefixopt.errors import PrefixoptError
 @contextlib.contextmanager
 def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path | None]:
     """Route the libraries' output to `log_path` for the duration of the block."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # all of it, in the log or on --verbose
     if verbose:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # engine.py would default WARNING
         yield None
         return
     temp = log_path is None

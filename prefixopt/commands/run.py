@@ -32,11 +32,15 @@ def register(app: typer.Typer) -> None:
             if not quiet and name != "train":
                 err_console.print(f"[dim]run:[/] {name}", highlight=False)
 
-        with engine_session("run", job.cfg.engine, job.engine_kind, job.run_dir,
-                            values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
-                progress_bar(job.cfg.iterations, "train", quiet) as update:
-            out = jobs.run_job(job, ecfg, eng, s, update, stage)
-        out["dtype"] = eng.info().get("dtype")
+        if not jobs.needs_engine(job, ecfg):  # trained and evaluated: only the report is left
+            out = jobs.run_job(job, ecfg, None, 0.0, None, stage)
+        else:
+            with engine_session("run", job.cfg.engine, job.engine_kind, job.run_dir,
+                                values["verbose"], people=job.people,
+                                seed=job.cfg.seed) as (eng, s), \
+                    progress_bar(job.cfg.iterations, "train", quiet) as update:
+                out = jobs.run_job(job, ecfg, eng, s, update, stage)
+            out["dtype"] = eng.info().get("dtype")
         if quiet:
             out.pop("eval_result", None)
             print_json(out)
@@ -47,5 +51,5 @@ def register(app: typer.Typer) -> None:
             print_eval(out.pop("eval_result"))
         if out["report"] is not None:
             out_console.print(f"report: {out['report']['report_md']}", highlight=False)
-        err_console.print(f"engine start {s:.0f} s (once for train, eval and report); "
-                          f"files: {job.run_dir}/", highlight=False)
+        err_console.print(f"engine start {out['engine_start_s']:.0f} s (once for train, eval and "
+                          f"report); files: {job.run_dir}/", highlight=False)
