@@ -1,5 +1,5 @@
-"""A synthetic engine with planted per-person accuracies, for learner studies (`prefixopt
-simulate`). P(correct | person, q) = sigmoid(logit(acc_person) + d_q), with a per-question
+"""A synthetic engine with planted per-person accuracies, for learner studies (the scenarios
+and the `prefixopt simulate` driver live in simulate.py). P(correct | person, q) = sigmoid(logit(acc_person) + d_q), with a per-question
 difficulty d_q ~ N(0, difficulty_sd) shared by everyone (so common random numbers matter, as
 on real benchmarks) and a Bernoulli draw hashed from (seed, person_id, question_id): the same
 person asked the same question again gives the same answer. No LLM, no I/O.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -126,132 +125,3 @@ def _wrong_answer(gold: str, labels: Sequence[str]) -> str:
         return str(int(float(gold)) + 1)
     except ValueError:
         return gold + "0"
-
-
-# --- scenarios --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    accuracy: np.ndarray  # (N,) planted accuracy per person row
-    planted: np.ndarray  # (N,) bool: the people who are better (empty set for null)
-    description: str
-
-
-def planted_field(people, field: str, delta: float, base_accuracy: float) -> Scenario:
-    """Everyone in `field` answers `delta` more often than the base accuracy."""
-    if field not in people.fields:
-        from prefixopt.errors import PrefixoptError
-
-        raise PrefixoptError(
-            f"unknown field {field!r}; fields: {', '.join(sorted(people.fields))}"
-        )
-    mask = people.field_index == people.fields.index(field)
-    acc = np.where(mask, base_accuracy + delta, base_accuracy)
-    return Scenario(f"field:{field}", acc, mask,
-                    f"{field} ({mask.sum()} people) at +{delta:g} over {base_accuracy:g}")
-
-
-def planted_people(
-    people, n: int, delta: float, base_accuracy: float, rng: np.random.Generator
-) -> Scenario:
-    """`n` people drawn at random answer `delta` more often than the base accuracy."""
-    mask = np.zeros(len(people.person_id), dtype=bool)
-    mask[rng.choice(len(mask), size=min(n, len(mask)), replace=False)] = True
-    acc = np.where(mask, base_accuracy + delta, base_accuracy)
-    return Scenario(f"people:{n}", acc, mask,
-                    f"{n} random people at +{delta:g} over {base_accuracy:g}")
-
-
-def null(people, base_accuracy: float) -> Scenario:
-    """Nobody is better: every person answers at the base accuracy."""
-    n = len(people.person_id)
-    return Scenario("null", np.full(n, base_accuracy), np.zeros(n, dtype=bool),
-                    f"no effect: everyone at {base_accuracy:g}")
-
-
-# --- the study driver behind `prefixopt simulate` ---------------------------------------------
-def simulate(
-    cfg,  # TrainConfig; iterations are replaced by budget // (K * B)
-    scenario: Scenario,
-    people,
-    questions,
-    *,
-    budget: int,
-    run_dir,
-    base_accuracy: float = 0.5,
-    difficulty_sd: float = 1.0,
-    progress=None,
-) -> dict:
-    """Run the real train loop on planted accuracies; report mass on the planted set over time,
-    its rank statistics, entropy, and the largest field's mass over its pool share."""
-    import dataclasses
-
-    from prefixopt.policy import entropy
-    from prefixopt.train import train
-
-    per_iter = cfg.samples_per_iteration * cfg.batch_size
-    cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
-    engine = SyntheticEngine(people, scenario.accuracy, base_accuracy, difficulty_sd, cfg.seed)
-    n_fields = len(people.fields)
-    field_share = np.bincount(people.field_index, minlength=n_fields) / len(people.field_index)
-    pool_share = float(scenario.planted.mean())
-    history = []
-
-    def record(stats: dict) -> None:
-        p = stats["probs"]  # (N,)
-        field_mass = np.bincount(people.field_index, weights=p, minlength=n_fields)
-        ratio = field_mass / np.maximum(field_share, 1e-12)
-        history.append({
-            "iteration": stats["iteration"], "evaluations": stats["evaluations"],
-            "planted_mass": float(p[scenario.planted].sum()), "entropy": stats["entropy"],
-            "mean_reward": stats["mean_reward"],
-            "largest_field_ratio": float(ratio.max()),
-        })
-        if progress is not None:
-            progress(stats)
-
-    summary = train(cfg, engine, people, questions, run_dir, progress=record,
-                    extra_meta=scenario_meta(scenario, people, base_accuracy, difficulty_sd,
-                                             cfg.seed))
-    p = _final_probs(run_dir)  # (N,) the policy at the last checkpoint
-    ranks = np.empty(len(p), dtype=np.int64)
-    ranks[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)  # 1 = most probable
-    field_mass = np.bincount(people.field_index, weights=p, minlength=n_fields)
-    ratio = field_mass / np.maximum(field_share, 1e-12)
-    top_field = int(ratio.argmax())
-    planted_ranks = ranks[scenario.planted]
-    return {
-        "scenario": scenario.name, "description": scenario.description,
-        "planted_mass": float(p[scenario.planted].sum()), "pool_share": pool_share,
-        "planted_mass_ratio": float(p[scenario.planted].sum() / pool_share) if pool_share else None,
-        "planted_median_rank": float(np.median(planted_ranks)) if len(planted_ranks) else None,
-        "planted_in_top100": int((planted_ranks <= 100).sum()),
-        "entropy": float(entropy(p)), "max_entropy": float(np.log(len(p))),
-        "evaluations": int(summary["evaluations"]), "iterations": cfg.iterations,
-        "largest_field": people.fields[top_field],
-        "largest_field_mass": float(field_mass[top_field]),
-        "largest_field_ratio": float(ratio[top_field]),
-        "host_s_mean": summary["host_s_mean"], "run_dir": summary["run_dir"],
-        "top": summary["top"][:5], "history": history,
-    }
-
-
-def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_sd: float,
-                  seed: int) -> dict:
-    """The config.json entry ("synthetic") from which `prefixopt eval RUN --engine synthetic`
-    and `train --resume` rebuild the very engine the run trained against
-    (jobs.synthetic_engine_for_run reads it)."""
-    planted = scenario.planted
-    delta = float(scenario.accuracy[planted].max() - base_accuracy) if planted.any() else 0.0
-    return {"synthetic": {
-        "scenario": scenario.name, "description": scenario.description,
-        "base_accuracy": float(base_accuracy), "difficulty_sd": float(difficulty_sd),
-        "seed": int(seed), "delta": delta,
-        "planted_person_ids": [int(x) for x in np.asarray(people.person_id)[planted]],
-    }}
-
-
-def _final_probs(run_dir) -> np.ndarray:
-    from prefixopt.runs import final_probs
-
-    return final_probs(run_dir)

@@ -20,19 +20,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefixopt import benchmarks, evaluate, runs, synthetic
+from prefixopt import benchmarks, evaluate, runs, simulate, synthetic
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
 
 
 def one_seed(args, people, train_qs, scenario_name: str, seed: int) -> list[dict]:
     if scenario_name == "null":
-        scenario = synthetic.null(people, args.base)
+        scenario = simulate.null(people, args.base)
     else:
-        scenario = synthetic.planted_field(people, args.field, args.delta, args.base)
+        scenario = simulate.planted_field(people, args.field, args.delta, args.base)
     cfg = TrainConfig(seed=seed, output_dir=str(args.out), run_name=f"{scenario_name}-{seed}")
     run_dir = runs.create_run_dir(args.out, cfg.run_name)
-    sim = synthetic.simulate(cfg, scenario, people, train_qs, budget=args.budget, run_dir=run_dir,
+    sim = simulate.simulate(cfg, scenario, people, train_qs, budget=args.budget, run_dir=run_dir,
                              base_accuracy=args.base, difficulty_sd=args.difficulty_sd)
     # the same planted engine simulate trained against (same seed): held-out questions are new
     engine = synthetic.SyntheticEngine(people, scenario.accuracy, args.base, args.difficulty_sd,

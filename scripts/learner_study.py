@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from prefixopt import runs, synthetic
+from prefixopt import runs, simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
@@ -41,7 +41,7 @@ SETTINGS = {  # name -> TrainConfig overrides (besides these, TrainConfig's defa
 
 def run_one(cfg, scenario, people, questions, budget: int) -> dict:
     with runs.temp_run_dir() as run_dir:
-        out = synthetic.simulate(cfg, scenario, people, questions, budget=budget,
+        out = simulate.simulate(cfg, scenario, people, questions, budget=budget,
                                  run_dir=run_dir)
     out.pop("history")
     return out
@@ -62,8 +62,8 @@ def main() -> None:
 
     people = load_people(args.people)
     questions = load_split(D.task.benchmark, None, purpose="train")
-    planted = synthetic.planted_field(people, args.field, args.delta, args.base_accuracy)
-    null = synthetic.null(people, args.base_accuracy)
+    planted = simulate.planted_field(people, args.field, args.delta, args.base_accuracy)
+    null = simulate.null(people, args.base_accuracy)
     rows, table = [], []
     for name, overrides in SETTINGS.items():
         if args.only and name not in args.only:

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import cli, evaluate, jobs, runs, synthetic
+from prefixopt import cli, evaluate, jobs, runs, simulate, synthetic
 from prefixopt.config import EvalConfig, TaskConfig
 from prefixopt.errors import PrefixoptError
 
@@ -51,7 +51,7 @@ def simulate_run(tmp: Path, name: str, *extra: str) -> Path:
 
 def planted_engine(run_dir: Path, delta: float = 0.2, seed: int = 0):
     people = runs.run_people(run_dir)
-    scenario = synthetic.planted_field(people, "Science", delta, 0.5)
+    scenario = simulate.planted_field(people, "Science", delta, 0.5)
     return synthetic.SyntheticEngine(people, scenario.accuracy, 0.5, 1.0, seed)
 
 

@@ -158,8 +158,14 @@ def register(app: typer.Typer) -> None:
         cfg = resolve_config(ctx, {k: v for k, v in values.items() if k in TRAIN_NAMES}, None)
         cfg = dataclasses.replace(cfg, run_name=None, engine=dataclasses.replace(
             cfg.engine, model="synthetic"))
-        summary = run_simulate(cfg, planted_field, planted_people, delta, base_accuracy,
-                               values["difficulty_sd"], budget, values["out"], values["json_out"])
+        from prefixopt import simulate as sim
+
+        iterations = max(1, budget // (cfg.samples_per_iteration * cfg.batch_size))
+        with progress_bar(iterations, "simulate", values["json_out"]) as update:
+            summary = sim.run(cfg, planted_field=planted_field, planted_people=planted_people,
+                              delta=delta, base_accuracy=base_accuracy,
+                              difficulty_sd=values["difficulty_sd"], budget=budget,
+                              out=values["out"], progress=update)
         if values["json_out"]:
             print_json(summary)
             return
@@ -168,31 +174,3 @@ def register(app: typer.Typer) -> None:
                           f"{summary['entropy']:.2f}/{summary['max_entropy']:.2f}, largest field "
                           f"{summary['largest_field']} at {summary['largest_field_ratio']:.1f}x its "
                           f"share, {summary['evaluations']:,} evaluations")
-
-
-def run_simulate(cfg: TrainConfig, planted_field: str | None, planted_people: int | None,
-                 delta: float, base_accuracy: float, difficulty_sd: float, budget: int,
-                 out: Path | None, quiet: bool) -> dict:
-    import numpy as np
-
-    from prefixopt import jobs, runs, synthetic
-
-    job = jobs.prepare_train(cfg, engine_kind="synthetic", create=False)
-    questions, people = job.questions, job.people
-    if planted_field is not None:
-        scenario = synthetic.planted_field(people, planted_field, delta, base_accuracy)
-    elif planted_people is not None:
-        rng = np.random.default_rng([cfg.seed, 1])  # the planted set, apart from the run's rng
-        scenario = synthetic.planted_people(people, planted_people, delta, base_accuracy, rng)
-    else:
-        scenario = synthetic.null(people, base_accuracy)
-    iterations = max(1, budget // (cfg.samples_per_iteration * cfg.batch_size))
-    with contextlib.ExitStack() as stack:
-        if out is None:
-            run_dir = stack.enter_context(runs.temp_run_dir())
-        else:
-            run_dir = runs.create_run_dir(out.parent, out.name)
-        update = stack.enter_context(progress_bar(iterations, "simulate", quiet))
-        return synthetic.simulate(cfg, scenario, people, questions, budget=budget,
-                                  run_dir=run_dir, base_accuracy=base_accuracy,
-                                  difficulty_sd=difficulty_sd, progress=update)
