@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-BENCHMARKS = ("mmlu", "gsm8k", "arc_easy", "arc_challenge", "hellaswag")
-SCORINGS = ("letter", "cloze", "generate")
+SCORINGS = ("letter", "cloze", "generate")  # the one list (engine, scoring, the Tasks)
 PROMPT_FORMATS = ("chat", "harness")
 # The CPU build's smallest prefix-cache block (its attention needs a multiple of 32): the engine's
 # block when EngineConfig.block_size is None on a machine without CUDA.
@@ -110,6 +109,16 @@ class EvalConfig:
 
 
 C = TypeVar("C")
+
+
+def __getattr__(name: str) -> Any:
+    """`config.BENCHMARKS` is the benchmark registry's list (prefixopt.benchmarks.BENCHMARKS),
+    looked up on use: the registry's Tasks import this module."""
+    if name == "BENCHMARKS":
+        from prefixopt.benchmarks import BENCHMARKS
+
+        return BENCHMARKS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

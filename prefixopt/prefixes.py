@@ -1,6 +1,6 @@
 """The prefixes an evaluation compares: no prefix, the run's learned top-k, random people from
-the pool, hand-written prompts (generic and one domain-expert prompt per benchmark) and named
-people. Pure: the people table and the final probabilities come in as arguments.
+the pool, hand-written prompts (generic and the benchmark Task's domain-expert prompt) and
+named people. Pure: the people table and the final probabilities come in as arguments.
 """
 
 from __future__ import annotations
@@ -9,19 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefixopt.benchmarks import get_task
 from prefixopt.config import EvalConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON
 
 KINDS = ("none", "learned", "random", "handwritten", "named")
 GENERIC_PROMPT = "You are a helpful assistant."
-EXPERT_PROMPTS = {  # one domain-expert prompt per benchmark
-    "mmlu": "You are an expert with deep knowledge of every academic subject.",
-    "gsm8k": "You are an expert mathematician.",
-    "arc_easy": "You are an expert scientist.",
-    "arc_challenge": "You are an expert scientist.",
-    "hellaswag": "You are an expert in everyday situations and common sense.",
-}
 
 
 @dataclass(frozen=True)
@@ -53,8 +47,8 @@ def build_prefixes(
         n = len(people.names)
         out += [person("random", int(r)) for r in rng.choice(n, min(cfg.num_random, n), False)]
     if cfg.handwritten:
-        expert = EXPERT_PROMPTS.get(cfg.task.benchmark)
-        texts = [GENERIC_PROMPT] + ([expert] if expert else []) + list(cfg.prompts)
+        expert = get_task(cfg.task.benchmark).expert_prompt
+        texts = [GENERIC_PROMPT, expert, *cfg.prompts]
         out += [Prefix("handwritten", t, NO_PERSON, t) for t in dict.fromkeys(texts)]
     for name in cfg.people_names:
         out.append(person("named", _find_person(people, name)))

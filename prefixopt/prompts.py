@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prefixopt.benchmarks import render
+from prefixopt.benchmarks import get_task
+from prefixopt.config import PROMPT_FORMATS
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question, Request
 
@@ -59,16 +60,18 @@ def build_grid(
     """K x B Requests, person-major: all B questions of prefix 0, then prefix 1, ...; so each
     person's head (system prompt + few-shot block) is shared by its B prompts in the cache.
     prefixes: (person_id or NO_PERSON, system text or None for no system message)."""
-    if prompt_format not in ("chat", "harness"):
-        raise PrefixoptError(f"unknown prompt format {prompt_format!r}; valid: chat, harness")
+    if prompt_format not in PROMPT_FORMATS:
+        raise PrefixoptError(f"unknown prompt format {prompt_format!r}; "
+                             f"valid: {', '.join(PROMPT_FORMATS)}")
     # per question, once: body text, continuations, letters
+    tasks = [get_task(q.benchmark) for q in questions]  # (B,)
     if prompt_format == "chat":
-        bodies = [render.render_user(q, scoring, fewshot) for q in questions]  # (B,)
+        bodies = [t.render_user(q, scoring, fewshot) for t, q in zip(tasks, questions)]  # (B,)
         splice = _ChatSplicer(engine)
     else:
-        bodies = [render.render_harness(q, scoring, fewshot) for q in questions]  # (B,)
-    conts = [render.continuations(q, prompt_format) if scoring == "cloze" else ()
-             for q in questions]
+        bodies = [t.render_harness(q, scoring, fewshot) for t, q in zip(tasks, questions)]
+    conts = [t.continuations(q, prompt_format) if scoring == "cloze" else ()
+             for t, q in zip(tasks, questions)]
     letters = [q.labels if scoring == "letter" else () for q in questions]
     requests = []
     for person_id, system in prefixes:  # person-major
@@ -90,11 +93,11 @@ def fewshot_examples(
 ) -> list[Question]:
     """k solved examples from the benchmark's few-shot split, drawn with a fixed seed, never
     one of the scored questions (exclude_ids)."""
-    from prefixopt.benchmarks import fewshot_split, load_split
+    from prefixopt.benchmarks import load_split
 
     if k <= 0:
         return []
-    split = fewshot_split(benchmark)
+    split = get_task(benchmark).fewshot_split
     excluded = set(exclude_ids)
     pool = [q for q in load_split(benchmark, split, data_dir=data_dir)
             if q.question_id not in excluded]

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from prefixopt.benchmarks import render
-from prefixopt.benchmarks.extract import extract_letter, extract_number, normalize_number
+from prefixopt.benchmarks import get_task
 from prefixopt.config import SCORINGS
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Answer, Request, Response
@@ -18,19 +17,17 @@ from prefixopt.records import Answer, Request, Response
 
 def resolve_scoring(benchmark: str, scoring: str | None) -> str:
     """The run's scoring mode: the given one (validated) or the benchmark's default."""
-    from prefixopt.benchmarks import default_scoring
-
-    mode = default_scoring(benchmark) if scoring is None else scoring
+    task = get_task(benchmark)
+    mode = task.default_scoring if scoring is None else scoring
     if mode not in SCORINGS:
         raise PrefixoptError(f"unknown --scoring {mode!r}; valid: {', '.join(SCORINGS)}")
-    if benchmark == "gsm8k" and mode != "generate":
-        raise PrefixoptError("gsm8k has no answer choices; use --scoring generate")
+    task.check_scoring(mode)
     return mode
 
 
 def generate_settings(requests: Sequence[Request]) -> tuple[int, tuple[str, ...]]:
     """One (max_tokens, stop) for the whole batch: the largest budget, the union of stops."""
-    params = {render.generate_params(r.question) for r in requests}
+    params = {get_task(r.question.benchmark).generate_params(r.question) for r in requests}
     max_tokens = max(m for m, _ in params)
     stop = tuple(sorted({s for _, stops in params for s in stops}))
     return max_tokens, stop
@@ -69,14 +66,10 @@ def judge(request: Request, response: Response, mode: str) -> Answer:
         return _argmax_answer(response.logprobs, q.labels, q.gold)
     if mode != "generate":
         raise PrefixoptError(f"unknown scoring mode {mode!r}; valid: {', '.join(SCORINGS)}")
-    if q.choices:
-        pred, rule = extract_letter(response.text, q.labels)
-        correct = pred == q.gold
-    else:
-        pred, rule = extract_number(response.text)
-        correct = pred is not None and pred == normalize_number(q.gold)
-    return Answer(bool(correct and pred is not None), pred is not None, pred, q.gold, math.nan,
-                  rule)
+    task = get_task(q.benchmark)
+    pred, rule = task.extract(q, response.text)  # a letter, or gsm8k's number
+    correct = pred is not None and pred == task.reference(q)
+    return Answer(correct, pred is not None, pred, q.gold, math.nan, rule)
 
 
 def cloze_norm_pred(request: Request, response: Response) -> str | None:

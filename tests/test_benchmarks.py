@@ -107,10 +107,10 @@ def test_default_split_reads_the_table(bench_dir: Path) -> None:
     assert [bm.default_split(b, "eval") for b in bm.BENCHMARKS] == [
         "test", "test", "test", "test", "validation"
     ]  # fmt: skip
-    assert [bm.default_scoring(b) for b in bm.BENCHMARKS] == [
+    assert [bm.get_task(b).default_scoring for b in bm.BENCHMARKS] == [
         "letter", "generate", "cloze", "cloze", "cloze"
     ]  # fmt: skip
-    assert [bm.fewshot_split(b) for b in bm.BENCHMARKS] == [
+    assert [bm.get_task(b).fewshot_split for b in bm.BENCHMARKS] == [
         "dev", "train", "train", "train", "validation"
     ]  # fmt: skip
 

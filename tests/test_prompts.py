@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from prefixopt.benchmarks import render
+from prefixopt.benchmarks import get_task
+from prefixopt.benchmarks.task import LETTER_INSTRUCTION
 from prefixopt.errors import PrefixoptError
 from prefixopt.prompts import build_grid, fewshot_examples, persona
 from prefixopt.records import NO_PERSON, Question
@@ -85,28 +86,29 @@ def test_letter_chat_prompt_and_fewshot_block() -> None:
     (req,) = build_grid(TemplateEngine(), [(NO_PERSON, None)], [ARC], scoring="letter",
                         fewshot=[shot])
     user = req.prompt.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
-    assert user == ("What is ice?\n\nA. solid water\nB. gas\n\n" + render.LETTER_INSTRUCTION
+    assert user == ("What is ice?\n\nA. solid water\nB. gas\n\n" + LETTER_INSTRUCTION
                     + "\nAnswer: A\n\nWhich gas do plants take in?\n\nA. oxygen\n"
-                    "B. carbon dioxide\nC. helium\nD. neon\n\n" + render.LETTER_INSTRUCTION)
+                    "B. carbon dioxide\nC. helium\nD. neon\n\n" + LETTER_INSTRUCTION)
     assert req.letters == ("A", "B", "C", "D") and req.continuations == ()
 
 
 def test_harness_strings_exact() -> None:
-    assert render.render_harness(ARC, "cloze") == "Question: Which gas do plants take in?\nAnswer:"
-    assert render.continuations(ARC, "harness")[1] == " carbon dioxide"
-    assert render.render_harness(MMLU, "letter") == (
+    arc, mmlu, hs, gsm = (get_task(q.benchmark) for q in (ARC, MMLU, HS, GSM))
+    assert arc.render_harness(ARC, "cloze") == "Question: Which gas do plants take in?\nAnswer:"
+    assert arc.continuations(ARC, "harness")[1] == " carbon dioxide"
+    assert mmlu.render_harness(MMLU, "letter") == (
         "The following are multiple choice questions (with answers) about high school "
         "mathematics.\n\nWhat is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:"
     )
-    assert render.render_harness(HS, "cloze") == HS.text
-    assert render.continuations(HS, "harness") == (" falls.", " starts pulling up roofing.")
-    assert render.render_harness(GSM, "generate", [GSM]) == (
+    assert hs.render_harness(HS, "cloze") == HS.text
+    assert hs.continuations(HS, "harness") == (" falls.", " starts pulling up roofing.")
+    assert gsm.render_harness(GSM, "generate", [GSM]) == (
         "Question: Tom has 3 apples and buys 4. How many?\nAnswer: 3 + 4 = <<3+4=7>>7\n#### 7"
         "\n\nQuestion: Tom has 3 apples and buys 4. How many?\nAnswer:"
     )
-    assert render.generate_params(GSM) == (256, ("Question:", "</s>", "<|im_end|>"))
+    assert gsm.generate_params(GSM) == (256, ("Question:", "</s>", "<|im_end|>"))
     # five-shot mmlu: description once, then "{text} {letter}" examples
-    five = render.render_harness(MMLU, "letter", [MMLU] * 2)
+    five = mmlu.render_harness(MMLU, "letter", [MMLU] * 2)
     assert five.count("The following are") == 1 and five.count("Answer: B\n\n") == 2
 
 
@@ -121,9 +123,9 @@ def test_harness_grid_with_persona_and_bad_inputs() -> None:
 
 
 def test_fewshot_excludes_scored_ids_and_is_seeded(bench_dir) -> None:
-    from prefixopt.benchmarks import fewshot_split, load_split
+    from prefixopt.benchmarks import load_split
 
-    pool = load_split("hellaswag", fewshot_split("hellaswag"), data_dir=bench_dir)
+    pool = load_split("hellaswag", get_task("hellaswag").fewshot_split, data_dir=bench_dir)
     scored = {q.question_id for q in pool[: len(pool) - 6]}  # leave exactly 6 candidates
     shots = fewshot_examples("hellaswag", 5, 0, bench_dir, scored)
     assert len(shots) == 5 and not scored & {q.question_id for q in shots}

@@ -3,7 +3,7 @@
 Cleaned exactly as lm-evaluation-harness's hellaswag `preprocess`: the query is
 preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()), each choice is
 preprocess(ending). `ind` is not unique (9,609 distinct in 10,042 validation rows), so
-question_id = "hellaswag/<split>/<row index>".
+question_id = "hellaswag/<split>/<row index>". context = the activity label.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from prefixopt.benchmarks.splits import parse_each
+from prefixopt.benchmarks.task import Task
 from prefixopt.records import Question
 
 LETTERS = "ABCD"
@@ -26,21 +27,47 @@ def preprocess(text: str) -> str:
     return text
 
 
-def parse_rows(
-    rows: list[dict[str, Any]], split: str, benchmark: str, where: str
-) -> list[Question]:
-    def parse(row: dict[str, Any], index: int) -> Question:
-        ctx = row["ctx_a"] + " " + row["ctx_b"].capitalize()
-        choices = tuple(preprocess(e) for e in row["endings"])
-        labels = tuple(LETTERS[: len(choices)])
-        return Question(
-            question_id=f"hellaswag/{split}/{index}",
-            benchmark="hellaswag",
-            text=preprocess(row["activity_label"] + ": " + ctx),
-            choices=choices,
-            labels=labels,
-            gold=labels[int(row["label"])],
-            subject=row["activity_label"],
-        )
+class Hellaswag(Task):
+    """Commonsense sentence completion; cloze by default (the query is the context)."""
 
-    return parse_each(rows, parse, where)
+    def parse_rows(self, rows: list[dict[str, Any]], split: str, where: str) -> list[Question]:
+        def parse(row: dict[str, Any], index: int) -> Question:
+            ctx = row["ctx_a"] + " " + row["ctx_b"].capitalize()
+            choices = tuple(preprocess(e) for e in row["endings"])
+            labels = tuple(LETTERS[: len(choices)])
+            return Question(
+                question_id=f"hellaswag/{split}/{index}",
+                benchmark="hellaswag",
+                text=preprocess(row["activity_label"] + ": " + ctx),
+                choices=choices,
+                labels=labels,
+                gold=labels[int(row["label"])],
+                subject=row["activity_label"],
+            )
+
+        return parse_each(rows, parse, where)
+
+    def offline_hint(self, split: str) -> str:
+        if split != "train":
+            return ""
+        return ", or offline use --train-split 'validation[:50%]' --eval-split 'validation[50%:]'"
+
+    def context(self, q: Question) -> str | None:
+        """The ActivityNet/WikiHow activity label, e.g. "Roof shingle removal"."""
+        return q.subject
+
+    def harness_text(self, q: Question, scoring: str) -> str:
+        if scoring == "cloze":
+            return q.text  # already "activity label: context", cleaned like the harness
+        return super().harness_text(q, scoring)
+
+
+HELLASWAG = Hellaswag(
+    # the hub's test split has no labels; few-shot examples come from validation, so callers
+    # exclude the scored questions
+    name="hellaswag", hub_id="Rowan/hellaswag", hub_config=None, splits=("train", "validation"),
+    train_split="train", eval_split="validation", fewshot_split="validation",
+    default_scoring="cloze",
+    expert_prompt="You are an expert in everyday situations and common sense.",
+)
+TASKS = (HELLASWAG,)
