@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 SCORINGS = ("letter", "cloze", "generate")  # the one list (engine, scoring, the Tasks)
 PROMPT_FORMATS = ("chat", "harness")
+DEFAULT_TEMPLATE = "You are {name}."  # the persona system prompt
 # The CPU build's smallest prefix-cache block (its attention needs a multiple of 32): the engine's
 # block when EngineConfig.block_size is None on a machine without CUDA.
 CPU_BLOCK_SIZE = 32
@@ -50,7 +51,7 @@ class TaskConfig:
     benchmark: str = "arc_easy"
     scoring: str | None = None  # None -> the benchmark's default
     prompt_format: str = "chat"  # chat | harness
-    prefix_template: str = "You are {name}."
+    prefix_template: str = DEFAULT_TEMPLATE
     num_fewshot: int = 0
     data_dir: str | None = None  # <data_dir>/<benchmark>/<split>.jsonl; None -> default search
 

@@ -16,7 +16,6 @@ from prefixopt.config import PROMPT_FORMATS
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question, Request
 
-DEFAULT_TEMPLATE = "You are {name}."
 _SENTINEL = "\x00PREFIXOPT-USER\x00"
 
 
