@@ -6,16 +6,8 @@
 # README "Machines" for its measured time on each CPU kind.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-VENV="${PREFIXOPT_VENV:-$ROOT/.venv}"
-
-if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null \
-        || [[ ! -f data/models/smollm2-135m-instruct/config.json ]]; then
-    bash scripts/setup.sh
-fi
-export VLLM_CPU_NUM_OF_RESERVED_CPU="${VLLM_CPU_NUM_OF_RESERVED_CPU:-0}"
-export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-2}"
+# shellcheck source=scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 RUN_NAME="quickstart-$(date +%Y%m%d-%H%M%S)"
 # ONE process, ONE engine start: train 6 iterations x 8 people x 16 questions (a demonstration,

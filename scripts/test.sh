@@ -4,18 +4,8 @@
 #   scripts/test.sh tests/test_people.py
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-VENV="${PREFIXOPT_VENV:-$ROOT/.venv}"
-
-if ! compgen -G "$VENV/.prefixopt-setup-*" >/dev/null \
-        || [[ ! -f data/models/smollm2-135m-instruct/config.json ]]; then
-    bash scripts/setup.sh
-fi
-
-# vLLM's CPU build: use every core for compute, and a 2 GiB KV cache.
-export VLLM_CPU_NUM_OF_RESERVED_CPU="${VLLM_CPU_NUM_OF_RESERVED_CPU:-0}"
-export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-2}"
+# shellcheck source=scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 set +e
 "$VENV/bin/pytest" -q -ra "$@"
