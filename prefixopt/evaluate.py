@@ -6,7 +6,6 @@ group contrasts, the winner's-curse gap). Tables go to eval/<name>.parquet via r
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,13 +37,10 @@ class EvalResult:
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
-    """A file-name-safe, unambiguous token for an eval: 'validation[:50%]' ->
-    'validation_start-50pct', 'validation[50%:]' -> 'validation_50pct-end'."""
-    s = split.replace("%", "pct")
-    m = re.fullmatch(r"(\w+)\[([^:\]]*):([^\]]*)\]", s)
-    if m:
-        s = f"{m[1]}_{m[2] or 'start'}-{m[3] or 'end'}"
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "split"
+    """The eval's table name: the split's slug (runs.split_slug), plus '_n<N>_seed<S>' for a
+    subsample: 'validation[50%:]' -> 'validation_50pct-end', ('test', 100, 3) ->
+    'test_n100_seed3'."""
+    s = runs.split_slug(split)
     return s if num_questions is None else f"{s}_n{num_questions}_seed{seed}"
 
 
@@ -101,7 +97,7 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
     questions = list(benchmarks.load_split(benchmark, split, data_dir=cfg.task.data_dir,
                                            purpose="eval"))
     name = cfg.name or eval_name(split, cfg.num_questions, cfg.seed)
-    if name != eval_name(name, None, 0):
+    if name != runs.split_slug(name):
         raise PrefixoptError(f"--name {name!r}: use letters, digits, '_', '-', '.' only")
     overlap = 0
     if run_dir is not None:
@@ -126,7 +122,8 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
 
 def validate(cfg: EvalConfig) -> None:
     """One-line errors for option values an evaluation cannot use."""
-    from prefixopt.config import BENCHMARKS, PROMPT_FORMATS
+    from prefixopt.benchmarks import BENCHMARKS
+    from prefixopt.config import PROMPT_FORMATS
     from prefixopt.prompts import persona
 
     checks = (

@@ -91,8 +91,13 @@ def read_train_config(run_dir: str | Path):  # -> TrainConfig
 
 # --- Parquet tables ---------------------------------------------------------------------------
 def split_slug(split: str) -> str:
-    """A file-name-safe form of a split spec ("validation[:50%]" -> "validation_50pct")."""
+    """The one file-name-safe, unambiguous token for a split spec or eval name:
+    'validation[:50%]' -> 'validation_start-50pct', 'validation[50%:]' -> 'validation_50pct-end';
+    a safe name ('test', 'test_n100_seed3') is its own slug."""
     s = split.replace("%", "pct")
+    m = re.fullmatch(r"(\w+)\[([^:\]]*):([^\]]*)\]", s)
+    if m:
+        s = f"{m[1]}_{m[2] or 'start'}-{m[3] or 'end'}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "split"
 
 

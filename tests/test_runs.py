@@ -70,6 +70,17 @@ def test_eval_tables_with_split_syntax(tmp_path):
         runs.scan(tmp_path, "eval/test")
 
 
+def test_one_slug_for_splits_and_eval_names():
+    from prefixopt.evaluate import eval_name
+
+    for split in ("validation[:50%]", "validation[50%:]", "test[:40]", "test", "a+b"):
+        name = eval_name(split, None, 0)
+        assert runs.split_slug(split) == name == runs.split_slug(name)  # a name is its own slug
+        assert runs.split_slug(eval_name(split, 100, 3)) == f"{name}_n100_seed3"
+    assert runs.split_slug("validation[:50%]") != runs.split_slug("validation[50%:]")
+    assert runs.split_slug("test[:40]") == "test_start-40"  # what `prefixopt run` writes
+
+
 def test_checkpoint_round_trip_without_pickle(tmp_path):
     rng = np.random.default_rng(3)
     rng.random(5)
