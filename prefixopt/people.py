@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import polars as pl
 
 from prefixopt.errors import PrefixoptError
 from prefixopt.fields import ERAS, FIELDS, OCCUPATION_FIELD, era_of
+from prefixopt.runs import write_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PEOPLE_PATH = REPO_ROOT / "notable_people_10k.csv"
@@ -139,18 +138,7 @@ def write_people(
                 f"{out} exists and differs from a fresh build of {source}; "
                 "pass --force to overwrite it or --out PATH to write elsewhere"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a table is as readable as any file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(out, data, umask_mode=True)  # a table is as readable as any file
     return out, True
 
 

@@ -1,7 +1,7 @@
 """Every file a run reads or writes: the run directory, config.json, Parquet parts, checkpoints,
 evaluation tables. All writes are atomic (temp file in the same directory, then os.replace),
-so a crash leaves either the old file or the new one, never half of one. `scan` is the one
-place tables are read.
+so a crash leaves either the old file or the new one, never half of one; people.py writes its
+table through `write_bytes` too. `scan` is the one place tables are read.
 """
 
 from __future__ import annotations
@@ -27,13 +27,18 @@ PART_TABLES = ("iterations", "samples", "answers")
 
 
 # --- atomic writes ----------------------------------------------------------------------------
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file next to `path`, then rename over it."""
+def _atomic(path: Path, write: Callable[[Path], None], *, umask_mode: bool = False) -> None:
+    """Write through a temp file next to `path`, then rename over it. umask_mode: the file
+    gets the usual permissions (0666 minus the umask) instead of mkstemp's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        if umask_mode:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -42,6 +47,10 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_text(path: Path, text: str) -> None:
     _atomic(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_bytes(path: Path, data: bytes, *, umask_mode: bool = False) -> None:
+    _atomic(Path(path), lambda p: p.write_bytes(data), umask_mode=umask_mode)
 
 
 def write_parquet(path: Path, df: pl.DataFrame) -> None:
