@@ -67,22 +67,17 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     from prefixopt.people import load_people
     from prefixopt.prompts import fewshot_examples, persona
     from prefixopt.scoring import resolve_scoring
-    from prefixopt.train import validate
+    from prefixopt.train import check_inputs, validate
 
     validate(cfg)
     check_engine(cfg.engine, engine_kind)
     mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
-    if cfg.reward == "margin" and mode == "generate":
-        raise PrefixoptError(f"--reward margin needs letter or cloze scoring; {cfg.task.benchmark} "
-                             "is scored by generation (pass --reward accuracy)")
     persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
     if resume is not None:
         runs.read_config(resume)  # not a run directory: one line
     questions = list(load_split(cfg.task.benchmark, cfg.train_split,
                                 data_dir=cfg.task.data_dir, purpose="train"))
-    if cfg.batch_size > len(questions):
-        raise PrefixoptError(f"--batch-size {cfg.batch_size} is larger than the training split "
-                             f"({len(questions)} questions); lower it")
+    check_inputs(cfg, mode, len(questions))
     people = load_people(cfg.people, exclude_fields=cfg.exclude_fields,
                          exclude_occupations=cfg.exclude_occupations)
     fewshot = fewshot_examples(cfg.task.benchmark, cfg.task.num_fewshot, cfg.seed,

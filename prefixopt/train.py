@@ -82,8 +82,16 @@ def validate(cfg: TrainConfig) -> None:
     check(0 <= cfg.ema_decay < 1, f"--ema-decay must be in [0, 1) (got {cfg.ema_decay})")
     check(cfg.entropy_coef >= 0, f"--entropy-coef must be >= 0 (got {cfg.entropy_coef})")
     check(cfg.task.num_fewshot >= 0, f"--num-fewshot must be >= 0 (got {cfg.task.num_fewshot})")
-    check(cfg.reward != "margin" or cfg.task.scoring != "generate",
-          "--reward margin needs letter or cloze scoring (generate has no margin)")
+
+
+def check_inputs(cfg: TrainConfig, mode: str, num_questions: int) -> None:
+    """What the options need of the data: a margin to reward, B questions to draw."""
+    if cfg.reward == "margin" and mode == "generate":
+        raise PrefixoptError(f"--reward margin needs letter or cloze scoring; {cfg.task.benchmark} "
+                             "is scored by generation here (pass --reward accuracy)")
+    if cfg.batch_size > num_questions:
+        raise PrefixoptError(f"--batch-size {cfg.batch_size} is larger than the training split "
+                             f"({num_questions} questions); lower it")
 
 
 def questions_fingerprint(questions: Sequence[Question]) -> str:
@@ -110,11 +118,8 @@ def train(
 
     run_dir = Path(run_dir)
     mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
-    if cfg.reward == "margin" and mode == "generate":
-        raise PrefixoptError("--reward margin needs letter or cloze scoring (generate has none)")
+    check_inputs(cfg, mode, len(questions))  # also checked by jobs.prepare_train, pre-engine
     K, B = cfg.samples_per_iteration, cfg.batch_size
-    if B > len(questions):
-        raise PrefixoptError(f"--batch-size {B} is larger than the split ({len(questions)})")
 
     policy = Policy(people.field_index, people.era_index, cfg.parameterization, cfg.optimizer,
                     cfg.learning_rate, cfg.entropy_coef)
