@@ -12,9 +12,11 @@ from typing import Any
 import polars as pl
 
 
-def pts(x: float | None, signed: bool = True) -> str:
+def pts(x: float | None, signed: bool = True, missing: str = "n/a") -> str:
+    """A proportion as percentage points with one decimal ('+3.2' when signed); None or NaN
+    -> `missing`. The one formatter for report.md and the eval table."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
+        return missing
     return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
 
 

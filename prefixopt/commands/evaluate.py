@@ -12,12 +12,11 @@ from rich.table import Table
 
 from prefixopt.commands.common import err_console, fail, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
+from prefixopt.report_text import pts
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+    return pts(x, signed, missing="-")
 
 
 def _p(x: float | None) -> str:
