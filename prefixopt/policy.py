@@ -2,7 +2,8 @@
 
 Two parameterisations share one flat parameter vector `params`: `tabular` (one logit per
 person) and `factored` (logit = person + field + era terms, so evidence about one physicist
-moves every physicist). REINFORCE gradient, advantages (rloo / mean / ema), Adam or SGD and an
+moves every physicist). A contextual policy (n_contexts = C > 0) adds per-context field and era
+terms: logit(person | c) = shared terms + U[c, field] + V[c, era]. REINFORCE gradient, advantages (rloo / mean / ema), Adam or SGD and an
 optional entropy bonus. All state is plain arrays, so a checkpoint is an .npz without pickle.
 """
 
@@ -40,6 +41,7 @@ class Policy:
         entropy_coef: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        n_contexts: int = 0,
     ) -> None:
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
@@ -56,22 +58,39 @@ class Policy:
         self.entropy_coef = entropy_coef
         self.betas, self.eps = betas, eps
         size = self.n + (self.n_fields + self.n_eras if parameterization == "factored" else 0)
+        # contextual: C x (F + E) more, after the shared terms. Per-context PERSON terms would be
+        # C x N parameters that no budget could estimate; a field or era term per context is
+        # estimated from every sampled member of that field, so a context learns "scientists
+        # for ARC, philosophers for MMLU" from few evaluations and shares person evidence.
+        self.n_contexts = n_contexts
+        self._shared_size = size
+        size += n_contexts * (self.n_fields + self.n_eras)
         self.params = np.zeros(size)  # (P,) all zero: the uniform policy
         self.adam_m = np.zeros(size)  # (P,) Adam first moment
         self.adam_v = np.zeros(size)  # (P,) Adam second moment
         self.step_count = 0
 
     # --- the distribution -------------------------------------------------------------------
-    def logits(self, params: np.ndarray | None = None) -> np.ndarray:
+    def _context_terms(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(U (C, F), V (C, E)): the per-context field and era terms inside params."""
+        start, c, f = self._shared_size, self.n_contexts, self.n_fields
+        return (p[start : start + c * f].reshape(c, f),
+                p[start + c * f :].reshape(c, self.n_eras))
+
+    def logits(self, params: np.ndarray | None = None, context: int | None = None) -> np.ndarray:
+        """(N,) logits of the shared policy, or of context `context` (contextual policies)."""
         p = self.params if params is None else params
         out = p[: self.n].copy()  # (N,) person terms
         if self.parameterization == "factored":
             out += p[self.n : self.n + self.n_fields][self.field_index]  # field term
-            out += p[self.n + self.n_fields :][self.era_index]  # era term
+            out += p[self.n + self.n_fields : self._shared_size][self.era_index]  # era term
+        if context is not None and self.n_contexts:
+            u, v = self._context_terms(p)
+            out += u[context][self.field_index] + v[context][self.era_index]
         return out
 
-    def probs(self, params: np.ndarray | None = None) -> np.ndarray:
-        return softmax(self.logits(params))  # (N,)
+    def probs(self, params: np.ndarray | None = None, context: int | None = None) -> np.ndarray:
+        return softmax(self.logits(params, context))  # (N,)
 
     def sample(self, rng: np.random.Generator, k: int, probs: np.ndarray | None = None) -> np.ndarray:
         """K row indices drawn with replacement (the same person may appear twice)."""
@@ -82,40 +101,54 @@ class Policy:
         return np.minimum(idx, self.n - 1).astype(np.int64)  # (K,)
 
     # --- gradients ----------------------------------------------------------------------------
-    def _chain(self, g_logits: np.ndarray) -> np.ndarray:
+    def _chain(self, g_logits: np.ndarray, context: int | None = None) -> np.ndarray:
         """Gradient w.r.t. logits (N,) -> gradient w.r.t. params (P,)."""
-        if self.parameterization == "tabular":
-            return g_logits
-        g_field = np.bincount(self.field_index, weights=g_logits, minlength=self.n_fields)
-        g_era = np.bincount(self.era_index, weights=g_logits, minlength=self.n_eras)
-        return np.concatenate([g_logits, g_field, g_era])
+        g_field = np.bincount(self.field_index, weights=g_logits, minlength=self.n_fields)  # (F,)
+        g_era = np.bincount(self.era_index, weights=g_logits, minlength=self.n_eras)  # (E,)
+        parts = [g_logits] + ([g_field, g_era] if self.parameterization == "factored" else [])
+        if self.n_contexts:
+            g_u = np.zeros((self.n_contexts, self.n_fields))  # (C, F)
+            g_v = np.zeros((self.n_contexts, self.n_eras))  # (C, E)
+            if context is not None:
+                g_u[context], g_v[context] = g_field, g_era
+            parts += [g_u.ravel(), g_v.ravel()]
+        return np.concatenate(parts)
 
     def grad_logprob(
-        self, actions: np.ndarray, adv: np.ndarray, probs: np.ndarray | None = None
+        self, actions: np.ndarray, adv: np.ndarray, probs: np.ndarray | None = None,
+        context: int | None = None,
     ) -> np.ndarray:
-        """d/dparams of sum_i adv_i * log pi(a_i).
+        """d/dparams of sum_i adv_i * log pi(a_i | context).
 
         d log pi(a) / d logit_j = 1[j = a] - pi_j, so the sum is
         bincount(a, adv) - sum(adv) * pi, chained through the parameterisation.
         """
-        p = self.probs() if probs is None else probs  # (N,)
+        p = self.probs(context=context) if probs is None else probs  # (N,)
         g = np.bincount(actions, weights=adv, minlength=self.n) - adv.sum() * p  # (N,)
-        return self._chain(g)
+        return self._chain(g, context)
 
-    def grad_entropy(self, probs: np.ndarray | None = None) -> np.ndarray:
+    def grad_entropy(self, probs: np.ndarray | None = None,
+                     context: int | None = None) -> np.ndarray:
         """d/dparams of H(pi) = -sum p log p; dH/dlogit_j = -p_j (log p_j + H)."""
-        p = self.probs() if probs is None else probs
+        p = self.probs(context=context) if probs is None else probs
         logp = np.log(np.maximum(p, 1e-300))
         h = -(p * logp).sum()
-        return self._chain(-p * (logp + h))
+        return self._chain(-p * (logp + h), context)
 
     # --- the update ---------------------------------------------------------------------------
-    def update(self, actions: np.ndarray, adv: np.ndarray) -> np.ndarray:
-        """One ascent step on mean_i adv_i log pi(a_i) (+ entropy bonus). Returns the gradient."""
-        p = self.probs()
-        grad = self.grad_logprob(actions, adv, p) / max(len(actions), 1)  # (P,)
-        if self.entropy_coef:
-            grad = grad + self.entropy_coef * self.grad_entropy(p)
+    def update(self, actions: np.ndarray, adv: np.ndarray,
+               contexts: np.ndarray | None = None) -> np.ndarray:
+        """One ascent step on mean_i adv_i log pi(a_i | c_i) (+ entropy bonus, averaged over the
+        contexts present). contexts (K,): each sample's context; None = the shared policy.
+        Returns the gradient."""
+        groups = [(None, np.ones(len(actions), bool))] if contexts is None else [
+            (int(c), contexts == c) for c in np.unique(contexts)]
+        grad = np.zeros_like(self.params)  # (P,)
+        for c, m in groups:
+            p = self.probs(context=c)  # (N,)
+            grad += self.grad_logprob(actions[m], adv[m], p, c) / max(len(actions), 1)
+            if self.entropy_coef:
+                grad += self.entropy_coef * self.grad_entropy(p, c) / len(groups)
         self.step_count += 1
         if self.optimizer == "sgd":
             self.params += self.learning_rate * grad
