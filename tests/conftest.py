@@ -1,5 +1,6 @@
-"""Shared fixtures: paths to the shared data, and ONE real vLLM engine per test session
-(the embedded SmolLM2-135M-Instruct on the CPU build here), used by every `engine` test.
+"""Shared fixtures: paths to the shared data, a people table built from it, and ONE real vLLM
+engine per test session (the embedded SmolLM2-135M-Instruct on the CPU build here), used by
+every `engine` test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def pantheon_path() -> Path:
     if not PANTHEON.is_file():
         pytest.skip(f"Pantheon source not found at {PANTHEON}")
     return PANTHEON
+
+
+@pytest.fixture(scope="session")
+def people_csv(tmp_path_factory, pantheon_path) -> str:
+    """The people table built from Pantheon into a temp dir, once per session (a path str)."""
+    from prefixopt.people import write_people
+
+    path, _ = write_people(tmp_path_factory.mktemp("people") / "people.csv", pantheon_path)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

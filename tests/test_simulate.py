@@ -13,16 +13,10 @@ from typer.testing import CliRunner
 from prefixopt import synthetic
 from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
-from prefixopt.people import load_people, write_people
+from prefixopt.people import load_people
 from prefixopt.prompts import build_grid
 from prefixopt.records import NO_PERSON
 from prefixopt.scoring import score
-
-
-@pytest.fixture(scope="module")
-def people_csv(tmp_path_factory, pantheon_path):
-    path, _ = write_people(tmp_path_factory.mktemp("people") / "people.csv", pantheon_path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

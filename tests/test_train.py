@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from prefixopt import runs
 from prefixopt.cli import app, main
 from prefixopt.config import TrainConfig, to_json
-from prefixopt.people import write_people
 
 ITERATIONS = {"iteration", "mean_reward", "std_reward", "baseline", "entropy", "top_person_id",
               "top_prob", "num_prompts", "prompt_tokens", "cached_tokens", "output_tokens",
@@ -24,12 +23,6 @@ SAMPLES = {"iteration", "sample", "person_id", "name", "field", "era", "reward",
 ANSWERS = {"iteration", "sample", "person_id", "question_id", "benchmark", "correct", "parsed",
            "pred", "gold", "margin", "prompt_tokens", "cached_tokens", "output_tokens"}
 TIMING = ["generate_s", "wall_s", "host_s"]
-
-
-@pytest.fixture(scope="module")
-def people_csv(tmp_path_factory, pantheon_path):
-    path, _ = write_people(tmp_path_factory.mktemp("people") / "people.csv", pantheon_path)
-    return str(path)
 
 
 def _train(people_csv, out, *args) -> dict:
