@@ -238,7 +238,7 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
 
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
-        runs.write_config(run_dir, cfg, {"kind": "eval"})
+        runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info()})
     runs.write_eval(run_dir, inputs.name, rows, summary)
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
@@ -290,4 +290,6 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         "any_learned_significant": bool(
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
+        "engine_start_s": result.timings.get("engine_start_s"),
+        "dtype": result.timings.get("dtype"),
     }
