@@ -1,10 +1,7 @@
-"""Benchmarks: the Task registry (get_task, TASKS, BENCHMARKS) and the loader, a split of any
-registered benchmark -> list[Question].
-
-Local files `<data_dir>/<benchmark>/<split>.jsonl` (upstream Hugging Face field names) are
-read when present, else the split is fetched from the hub with `datasets` (imported lazily).
-Splits take HF syntax ("validation[:50%]"); slicing happens here, after loading the whole
-base split, so local and hub data slice identically. Parsed splits are cached in-process.
+"""Benchmarks: the Task registry (get_task, TASKS, BENCHMARKS) and the loader. A split is read
+from `<data_dir>/<benchmark>/<split>.jsonl` (upstream Hugging Face fields) when present, else
+from the hub with `datasets` (imported lazily); HF split syntax ("validation[:50%]") slices
+the whole base split, so local and hub data slice identically. Parsed splits are cached.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""GSM8K (openai/gsm8k "main"): grade-school word problems with a numeric answer.
-
-gold = the normalised number after the final "#### " line (thousands separators removed),
-solution = the worked answer text (for chain-of-thought few-shot), choices empty, so the only
-scoring is generate. question_id = "gsm8k/<split>/<row index>". `extract_answer` (reading a
-model's completion) lives in prefixopt.benchmarks.extract and is re-exported here.
+"""GSM8K (openai/gsm8k "main"): grade-school word problems with a numeric answer. gold = the
+normalised number after the final "#### " (thousands separators removed), solution = the worked
+answer (chain-of-thought few-shot), no choices, so generate is the only scoring. question_id =
+"gsm8k/<split>/<row index>". `extract_answer` (from benchmarks.extract) is re-exported.
 """
 
 from __future__ import annotations

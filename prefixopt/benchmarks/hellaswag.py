@@ -1,9 +1,7 @@
-"""HellaSwag (Rowan/hellaswag): pick the ending of an ActivityNet/WikiHow context.
-
-Cleaned exactly as lm-evaluation-harness's hellaswag `preprocess`: the query is
-preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize()), each choice is
-preprocess(ending). `ind` is not unique (9,609 distinct in 10,042 validation rows), so
-question_id = "hellaswag/<split>/<row index>". context = the activity label.
+"""HellaSwag (Rowan/hellaswag): pick the ending of an ActivityNet/WikiHow context, cleaned as
+lm-evaluation-harness's `preprocess`: query = preprocess(activity_label + ": " + ctx_a + " " +
+ctx_b.capitalize()), choice = preprocess(ending). `ind` is not unique (9,609 distinct in 10,042
+validation rows): question_id = "hellaswag/<split>/<row index>". context = the activity label.
 """
 
 from __future__ import annotations

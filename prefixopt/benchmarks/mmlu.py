@@ -1,9 +1,7 @@
 """MMLU (cais/mmlu "all"): 57 subjects, four choices, gold = answer index 0-3 -> letter.
-
-question_id is "mmlu/<split>/<subject>/<k>", k = the row's position within its subject in
-that split (files keep the official CSV order, grouped by subject), so ids are stable
-across machines and unique across splits. Harness format: the subject description line,
-then the question, "A. .." lines and "Answer:" (" A" follows). context = the subject.
+question_id = "mmlu/<split>/<subject>/<k>", k = the row's position within its subject in that
+split (files keep the official order), so ids are stable and unique across splits. Harness
+format: subject description line, question, "A. .." lines, "Answer:". context = the subject.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
-"""Hugging Face split syntax and local JSON Lines reading for the benchmark loaders.
-
-`parse_split("validation[:50%]")` -> the base split name and a slice; `resolve_slice` turns
-a slice into row bounds with the same rounding as `datasets.ReadInstruction` ("closest":
-`round(pct * n / 100)`, Python's round half to even; or "(pct1_dropremainder)").
-`read_rows` is the only place benchmark files are read (the package caches parsed splits).
+"""Hugging Face split syntax and local JSON Lines reading for the benchmark loaders:
+`parse_split("validation[:50%]")` -> base split + slice; `resolve_slice` -> row bounds with
+`datasets.ReadInstruction`'s rounding ("closest": round(pct * n / 100), half to even; or
+"pct1_dropremainder"). `read_rows` is the only place benchmark files are read.
 """
 
 from __future__ import annotations
