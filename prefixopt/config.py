@@ -48,7 +48,7 @@ class EngineConfig:
 class TaskConfig:
     """What is asked and how answers are read."""
 
-    benchmark: str = "arc_easy"
+    benchmark: str = "arc_easy"  # one benchmark, or several: "mmlu,gsm8k,arc_challenge"
     scoring: str | None = None  # None -> the benchmark's default
     prompt_format: str = "chat"  # chat | harness
     prefix_template: str = DEFAULT_TEMPLATE
@@ -78,6 +78,10 @@ class TrainConfig:
     entropy_coef: float = 0.0
     parameterization: str = "factored"  # factored | tabular
     reward: str = "accuracy"  # accuracy | margin
+    # several benchmarks: each iteration's B questions split by these weights (empty: equal)
+    benchmark_weights: tuple[float, ...] = ()
+    # None: one policy; "benchmark" | "subject": pi(person | context), people sampled per context
+    context: str | None = None
     common_questions: bool = True  # all K people answer the same B questions (False: seed-style)
     checkpoint_every: int = 10
     seed: int = 0
@@ -110,16 +114,6 @@ class EvalConfig:
 
 
 C = TypeVar("C")
-
-
-def __getattr__(name: str) -> Any:
-    """`config.BENCHMARKS` is the benchmark registry's list (prefixopt.benchmarks.BENCHMARKS),
-    looked up on use: the registry's Tasks import this module."""
-    if name == "BENCHMARKS":
-        from prefixopt.benchmarks import BENCHMARKS
-
-        return BENCHMARKS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

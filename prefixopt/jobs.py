@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from prefixopt import runs
+from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TrainConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question
@@ -28,7 +29,7 @@ class TrainJob:
     """A training run whose every input is checked and loaded; only the engine is missing."""
 
     cfg: TrainConfig
-    mode: str  # letter | cloze | generate
+    mode: str | dict[str, str]  # letter | cloze | generate, or one per benchmark
     questions: list[Question]
     people: Any  # prefixopt.people.People
     fewshot: list[Question]
@@ -64,6 +65,7 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     """Check everything (options, benchmark x scoring, template, people, split vs B, few-shot,
     model, the run directory) and load the inputs; create the run directory last."""
     from prefixopt.benchmarks import load_split
+    from prefixopt.iteration import QuestionPlan, benchmark_names
     from prefixopt.people import load_people
     from prefixopt.prompts import fewshot_examples, persona
     from prefixopt.scoring import resolve_scoring
@@ -71,16 +73,20 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
 
     validate(cfg)
     check_engine(cfg.engine, engine_kind)
-    mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
+    names = benchmark_names(cfg.task.benchmark)  # (M,)
+    modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names}
     persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
     if resume is not None:
         runs.read_config(resume)  # not a run directory: one line
-    questions = list(load_split(cfg.task.benchmark, cfg.train_split,
-                                data_dir=cfg.task.data_dir, purpose="train"))
-    check_inputs(cfg, mode, len(questions))
+    questions = [q for b in names for q in load_split(b, cfg.train_split,
+                                                       data_dir=cfg.task.data_dir,
+                                                       purpose="train")]
+    plan = QuestionPlan(questions, names, cfg.batch_size, cfg.benchmark_weights, cfg.context)
+    for b in names:
+        check_inputs(cfg, modes[b], len(plan.pools[b]), plan.counts[b], b)
     people = load_people(cfg.people, exclude_fields=cfg.exclude_fields,
                          exclude_occupations=cfg.exclude_occupations)
-    fewshot = fewshot_examples(cfg.task.benchmark, cfg.task.num_fewshot, cfg.seed,
+    fewshot = fewshot_examples(names[0], cfg.task.num_fewshot, cfg.seed,
                                cfg.task.data_dir) if cfg.task.num_fewshot else []
     if resume is not None:
         run_dir = Path(resume)
@@ -88,6 +94,7 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
     else:
         run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
+    mode = modes[names[0]] if len(set(modes.values())) == 1 else modes
     return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None,
                     engine_kind)
 
@@ -126,8 +133,14 @@ def synthetic_engine_for_run(run_dir: str | Path):
                              "--engine vllm")
     people = runs.run_people(run_dir)
     base = float(syn.get("base_accuracy", 0.5))
-    planted = np.isin(people.person_id, np.asarray(syn.get("planted_person_ids", []), np.int64))
-    accuracy = np.where(planted, base + float(syn.get("delta", 0.0)), base)  # (N,)
+
+    def planted_accuracy(ids: list[int]) -> np.ndarray:  # (N,)
+        planted = np.isin(people.person_id, np.asarray(ids, np.int64))
+        return np.where(planted, base + float(syn.get("delta", 0.0)), base)
+
+    by_benchmark = syn.get("planted_person_ids_by_benchmark")
+    accuracy = ({b: planted_accuracy(ids) for b, ids in by_benchmark.items()} if by_benchmark
+                else planted_accuracy(syn.get("planted_person_ids", [])))
     return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
                            int(syn.get("seed", meta.get("config", {}).get("seed", 0))))
 
@@ -140,11 +153,24 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None) -> dict[s
                  resume=job.resume, fewshot=job.fewshot)
 
 
-def eval_config_for(job: TrainJob, **options: Any) -> EvalConfig:
-    """The evaluation of a training job: its engine, task and people, plus the eval options."""
+def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
+    """The evaluations of a training job: its engine, task and people, plus the eval options;
+    one per benchmark of the run (named <benchmark>_<split...> when there are several)."""
+    from prefixopt.evaluate import eval_name
+    from prefixopt.iteration import benchmark_names
+
     cfg = job.cfg
-    return EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people, seed=cfg.seed,
+    base = EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people, seed=cfg.seed,
                       engine_kind=job.engine_kind, **options)
+    names = benchmark_names(cfg.task.benchmark)
+    if len(names) == 1:
+        return [base]
+    out = []
+    for b in names:
+        split = base.eval_split or get_task(b).eval_split
+        name = f"{b}_{base.name or eval_name(split, base.num_questions, base.seed)}"
+        out.append(replace(base, task=replace(cfg.task, benchmark=b), name=name))
+    return out
 
 
 def check_eval_for(job: TrainJob, ecfg: EvalConfig):
@@ -164,7 +190,7 @@ def check_eval_for(job: TrainJob, ecfg: EvalConfig):
                              "--eval-split or pass --eval-allow-overlap")
     if ecfg.people_names:  # unknown names fail now, not after training
         build_prefixes(replace(ecfg, top_k=0, num_random=0), job.people, None,
-                                np.random.default_rng(0))
+                       np.random.default_rng(0))
     return inputs
 
 
@@ -176,24 +202,24 @@ def train_done(job: TrainJob) -> bool:
 
 def eval_done(job: TrainJob, ecfg: EvalConfig) -> bool:
     """An eval of this name exists in the run (and --eval-overwrite was not asked for)."""
-    from prefixopt.benchmarks import default_split
     from prefixopt.evaluate import eval_name
 
-    split = ecfg.eval_split or default_split(ecfg.task.benchmark, "eval")
+    split = ecfg.eval_split or get_task(ecfg.task.benchmark).eval_split
     name = ecfg.name or eval_name(split, ecfg.num_questions, ecfg.seed)
     return not ecfg.overwrite and (job.run_dir / "eval" / f"{name}_summary.parquet").exists()
 
 
-def needs_engine(job: TrainJob, ecfg: EvalConfig) -> bool:
-    """False for a resumed run whose training and eval are both done: only the report is left."""
-    return not (job.resume and train_done(job) and eval_done(job, ecfg))
+def needs_engine(job: TrainJob, ecfgs: list[EvalConfig]) -> bool:
+    """False for a resumed run whose training and evals are all done: only the report is left."""
+    return not (job.resume and train_done(job) and all(eval_done(job, e) for e in ecfgs))
 
 
-def run_job(job: TrainJob, ecfg: EvalConfig, engine, engine_start_s: float,
+def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: float,
             progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None
             ) -> dict[str, Any]:
-    """`prefixopt run`: train (or finish training), evaluate on held-out questions (unless an
-    eval of that name exists: a resumed run skips it), then the report; one engine throughout."""
+    """`prefixopt run`: train (or finish training), evaluate on held-out questions (each eval
+    whose tables exist is skipped: a resumed run picks up where it stopped), then the report;
+    one engine throughout."""
     from prefixopt import evaluate
     from prefixopt.report import build_report
 
@@ -203,16 +229,19 @@ def run_job(job: TrainJob, ecfg: EvalConfig, engine, engine_start_s: float,
     if summary.get("interrupted"):
         return {"run_dir": str(job.run_dir), "train": summary, "eval": None, "report": None,
                 "engine_start_s": engine_start_s}
-    stage("eval")
-    # the held-out questions again (same seed, same subsample), now against the run's answers
-    inputs = evaluate.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
-    result = None
-    if not eval_done(job, ecfg):
+    results = []
+    for ecfg in ecfgs:
+        stage(f"eval {ecfg.task.benchmark}")
+        if eval_done(job, ecfg):
+            continue
+        # the held-out questions again (same seed, same subsample), now against the answers
+        inputs = evaluate.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
         prefixes = evaluate.eval_prefixes(ecfg, job.run_dir, inputs.rng)
-        result = evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
-                                         {"engine_start_s": engine_start_s})
+        results.append(evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
+                                               {"engine_start_s": engine_start_s}))
     stage("report")
     report = build_report([job.run_dir], None)
+    evals = [evaluate.result_json(r) for r in results]
     return {"run_dir": str(job.run_dir), "train": summary,
-            "eval": evaluate.result_json(result) if result is not None else {"skipped": True},
-            "eval_result": result, "report": report, "engine_start_s": engine_start_s}
+            "eval": (evals[0] if len(ecfgs) == 1 else evals) if evals else {"skipped": True},
+            "eval_results": results, "report": report, "engine_start_s": engine_start_s}

@@ -6,7 +6,7 @@ message, user = optional few-shot block + the question, through the model's own 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,30 +52,33 @@ def build_grid(
     prefixes: Sequence[tuple[int, str | None]],
     questions: Sequence[Question],
     *,
-    scoring: str,
+    scoring: str | Mapping[str, str],
     prompt_format: str = "chat",
-    fewshot: Sequence[Question] = (),
+    fewshot: Sequence[Question] | Mapping[str, Sequence[Question]] = (),
 ) -> list[Request]:
     """K x B Requests, person-major: all B questions of prefix 0, then prefix 1, ...; so each
     person's head (system prompt + few-shot block) is shared by its B prompts in the cache.
-    prefixes: (person_id or NO_PERSON, system text or None for no system message)."""
+    prefixes: (person_id or NO_PERSON, system text or None for no system message). Several
+    benchmarks: `scoring` and `fewshot` map a benchmark to its own."""
     if prompt_format not in PROMPT_FORMATS:
         raise PrefixoptError(f"unknown prompt format {prompt_format!r}; "
                              f"valid: {', '.join(PROMPT_FORMATS)}")
     # per question, once: body text, continuations, letters
     tasks = [get_task(q.benchmark) for q in questions]  # (B,)
-    if prompt_format == "chat":
-        bodies = [t.render_user(q, scoring, fewshot) for t, q in zip(tasks, questions)]  # (B,)
-        splice = _ChatSplicer(engine)
-    else:
-        bodies = [t.render_harness(q, scoring, fewshot) for t, q in zip(tasks, questions)]
-    conts = [t.continuations(q, prompt_format) if scoring == "cloze" else ()
-             for t, q in zip(tasks, questions)]
-    letters = [q.labels if scoring == "letter" else () for q in questions]
+    modes = [scoring if isinstance(scoring, str) else scoring[q.benchmark] for q in questions]
+    shots = [fewshot.get(q.benchmark, ()) if isinstance(fewshot, Mapping) else fewshot
+             for q in questions]  # (B,) each question's few-shot examples
+    render = (lambda t, q, m, f: t.render_user(q, m, f)) if prompt_format == "chat" else (
+        lambda t, q, m, f: t.render_harness(q, m, f))
+    bodies = [render(t, q, m, f) for t, q, m, f in zip(tasks, questions, modes, shots)]  # (B,)
+    splice = _ChatSplicer(engine) if prompt_format == "chat" else None
+    conts = [t.continuations(q, prompt_format) if m == "cloze" else ()
+             for t, q, m in zip(tasks, questions, modes)]
+    letters = [q.labels if m == "letter" else () for q, m in zip(questions, modes)]
     requests = []
     for person_id, system in prefixes:  # person-major
         for q, body, cont, lets in zip(questions, bodies, conts, letters, strict=True):
-            if prompt_format == "chat":
+            if splice is not None:
                 prompt = splice(system, body)
             else:
                 prompt = body if system is None else f"{system}\n\n{body}"

@@ -7,7 +7,7 @@ parsed=False, counted wrong (never defaulted to a letter).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from prefixopt.benchmarks import get_task
 from prefixopt.config import SCORINGS
@@ -33,14 +33,29 @@ def generate_settings(requests: Sequence[Request]) -> tuple[int, tuple[str, ...]
     return max_tokens, stop
 
 
-def score(engine: object, requests: Sequence[Request], mode: str
+def request_modes(requests: Sequence[Request], mode: str | Mapping[str, str]) -> list[str]:
+    """Each request's scoring mode: the one mode, or its benchmark's from the mapping."""
+    if isinstance(mode, str):
+        return [mode] * len(requests)
+    return [mode[r.question.benchmark] for r in requests]
+
+
+def score(engine: object, requests: Sequence[Request], mode: str | Mapping[str, str]
           ) -> tuple[list[Response], list[Answer]]:
-    """Exactly ONE engine.run for all requests, then judge each response (request order)."""
-    max_tokens, stop = generate_settings(requests) if mode == "generate" and requests else (1, ())
-    responses = engine.run(requests, mode, max_tokens=max_tokens, stop=stop)
+    """Exactly ONE engine.run for all requests, then judge each response (request order).
+    mode: one scoring mode, or one per benchmark (letter, cloze and generate requests then go
+    to the engine together, each with its own mode)."""
+    if not requests:
+        return [], []
+    modes = request_modes(requests, mode)
+    gen = [r for r, m in zip(requests, modes) if m == "generate"]
+    max_tokens, stop = generate_settings(gen) if gen else (1, ())
+    arg = modes[0] if len(set(modes)) == 1 else modes
+    responses = engine.run(requests, arg, max_tokens=max_tokens, stop=stop)
     if len(responses) != len(requests):
         raise RuntimeError(f"engine returned {len(responses)} responses for {len(requests)}")
-    return responses, [judge(r, resp, mode) for r, resp in zip(requests, responses, strict=True)]
+    return responses, [judge(r, resp, m) for r, resp, m in zip(requests, responses, modes,
+                                                                strict=True)]
 
 
 def _argmax_answer(scores: Sequence[float], labels: Sequence[str], gold: str) -> Answer:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prefixopt import runs
 from prefixopt.synthetic import SyntheticEngine
 
 
@@ -22,6 +23,41 @@ class Scenario:
     accuracy: np.ndarray  # (N,) planted accuracy per person row
     planted: np.ndarray  # (N,) bool: the people who are better (empty set for null)
     description: str
+    by_benchmark: dict[str, Scenario] | None = None  # a different planted set per benchmark
+
+    def engine_accuracy(self) -> np.ndarray | dict[str, np.ndarray]:
+        """What the synthetic engine plants: (N,), or {benchmark: (N,)}."""
+        if self.by_benchmark is None:
+            return self.accuracy
+        return {b: sc.accuracy for b, sc in self.by_benchmark.items()}
+
+    def planted_for(self, benchmark: str) -> np.ndarray:
+        """(N,) bool: who is better on this benchmark."""
+        if self.by_benchmark is None:
+            return self.planted
+        sub = self.by_benchmark.get(benchmark)
+        return sub.planted if sub is not None else np.zeros_like(self.planted)
+
+
+def planted_fields(people, specs: list[str], benchmarks: tuple[str, ...], delta: float,
+                   base_accuracy: float) -> Scenario:
+    """`--planted-field FIELD` (every benchmark) or `BENCHMARK=FIELD` (repeatable, one per
+    benchmark): a field planted at +delta, possibly a different one on each benchmark."""
+    from prefixopt.errors import PrefixoptError
+
+    if len(specs) == 1 and "=" not in specs[0]:
+        return planted_field(people, specs[0], delta, base_accuracy)
+    per: dict[str, Scenario] = {}
+    for spec in specs:
+        bench, eq, field = spec.partition("=")
+        if not eq or bench not in benchmarks or bench in per:
+            raise PrefixoptError(f"--planted-field {spec!r}: give BENCHMARK=FIELD once per "
+                                 f"benchmark of --benchmark ({', '.join(benchmarks)})")
+        per[bench] = planted_field(people, field, delta, base_accuracy)
+    union = np.any([sc.planted for sc in per.values()], axis=0)  # (N,)
+    name = ",".join(f"{b}={sc.name}" for b, sc in per.items())
+    text = "; ".join(f"{b}: {sc.description}" for b, sc in per.items())
+    return Scenario(name, np.full(len(union), base_accuracy), union, text, per)
 
 
 def planted_field(people, field: str, delta: float, base_accuracy: float) -> Scenario:
@@ -78,7 +114,8 @@ def simulate(
 
     per_iter = cfg.samples_per_iteration * cfg.batch_size
     cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
-    engine = SyntheticEngine(people, scenario.accuracy, base_accuracy, difficulty_sd, cfg.seed)
+    engine = SyntheticEngine(people, scenario.engine_accuracy(), base_accuracy, difficulty_sd,
+                             cfg.seed)
     n_fields = len(people.fields)
     field_share = np.bincount(people.field_index, minlength=n_fields) / len(people.field_index)
     pool_share = float(scenario.planted.mean())
@@ -120,7 +157,25 @@ def simulate(
         "largest_field_ratio": float(ratio[top_field]),
         "host_s_mean": summary["host_s_mean"], "run_dir": summary["run_dir"],
         "top": summary["top"][:5], "history": history,
+        **by_context(cfg, scenario, run_dir, p),
     }
+
+
+def by_context(cfg, scenario: Scenario, run_dir, shared: np.ndarray) -> dict:
+    """Per benchmark of the run: the mass its policy (its own context's, for --context
+    benchmark; else the shared one) puts on that benchmark's planted people, and their share
+    of the pool."""
+    from prefixopt.iteration import benchmark_names
+
+    names = benchmark_names(cfg.task.benchmark)
+    probs = {b: shared for b in names}
+    if cfg.context == "benchmark":
+        ckpt = runs.load_checkpoint(run_dir)
+        contexts = runs.read_config(run_dir)["contexts"]
+        probs = {b: ckpt["context_probs"][contexts.index(b)] for b in names}
+    return {"planted_mass_by_context": {b: float(probs[b][scenario.planted_for(b)].sum())
+                                        for b in names},
+            "pool_share_by_context": {b: float(scenario.planted_for(b).mean()) for b in names}}
 
 
 def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_sd: float,
@@ -129,12 +184,17 @@ def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_s
     and `train --resume` rebuild the very engine the run trained against
     (jobs.synthetic_engine_for_run reads it)."""
     planted = scenario.planted
-    delta = float(scenario.accuracy[planted].max() - base_accuracy) if planted.any() else 0.0
+    tables = ([scenario.accuracy] if scenario.by_benchmark is None
+              else [sc.accuracy for sc in scenario.by_benchmark.values()])
+    delta = float(max(a.max() for a in tables) - base_accuracy) if planted.any() else 0.0
     return {"synthetic": {
         "scenario": scenario.name, "description": scenario.description,
         "base_accuracy": float(base_accuracy), "difficulty_sd": float(difficulty_sd),
         "seed": int(seed), "delta": delta,
         "planted_person_ids": [int(x) for x in np.asarray(people.person_id)[planted]],
+        **({"planted_person_ids_by_benchmark": {
+            b: [int(x) for x in np.asarray(people.person_id)[sc.planted]]
+            for b, sc in scenario.by_benchmark.items()}} if scenario.by_benchmark else {}),
     }}
 
 
@@ -144,27 +204,29 @@ def _final_probs(run_dir) -> np.ndarray:
     return final_probs(run_dir)
 
 
-def scenario_for(people, field: str | None, n_people: int | None, delta: float,
-                 base_accuracy: float, seed: int) -> Scenario:
-    """The scenario the options describe (exactly one of a field, N people, or null)."""
-    if field is not None:
-        return planted_field(people, field, delta, base_accuracy)
+def scenario_for(people, fields: list[str] | None, n_people: int | None, delta: float,
+                 base_accuracy: float, seed: int, benchmarks: tuple[str, ...] = ()) -> Scenario:
+    """The scenario the options describe (exactly one of field(s), N people, or null)."""
+    if fields:
+        return planted_fields(people, fields, benchmarks, delta, base_accuracy)
     if n_people is not None:
         rng = np.random.default_rng([seed, 1])  # the planted set, apart from the run's rng
         return planted_people(people, n_people, delta, base_accuracy, rng)
     return null(people, base_accuracy)
 
 
-def run(cfg, *, planted_field: str | None, planted_people: int | None, delta: float,
+def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, delta: float,
         base_accuracy: float, difficulty_sd: float, budget: int, out: Path | None,
         progress=None) -> dict:
     """`prefixopt simulate`: check and load (jobs.prepare_train, no engine to build), plant the
     scenario, train in `out` (a new run directory) or a temporary one, summarise."""
-    from prefixopt import jobs, runs
+    from prefixopt import jobs
 
     job = jobs.prepare_train(cfg, engine_kind="synthetic", create=False)
+    from prefixopt.iteration import benchmark_names
+
     scenario = scenario_for(job.people, planted_field, planted_people, delta, base_accuracy,
-                            cfg.seed)
+                            cfg.seed, benchmark_names(cfg.task.benchmark))
     with contextlib.ExitStack() as stack:
         if out is None:
             run_dir = stack.enter_context(runs.temp_run_dir())

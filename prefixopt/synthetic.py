@@ -47,9 +47,13 @@ class SyntheticEngine:
         seed: int = 0,
     ) -> None:
         person_ids = np.asarray(people.person_id, dtype=np.int64)
-        self.accuracy = np.asarray(accuracy, dtype=float)
-        if self.accuracy.shape != person_ids.shape:
+        # (N,) for every benchmark, or {benchmark: (N,)} (a planted effect per benchmark)
+        by_benchmark = dict(accuracy) if isinstance(accuracy, dict) else {}
+        default = np.full(len(person_ids), base_accuracy) if by_benchmark else accuracy
+        self.accuracy = np.asarray(default, dtype=float)
+        if any(np.shape(a) != person_ids.shape for a in (self.accuracy, *by_benchmark.values())):
             raise ValueError("accuracy must have one entry per person row")
+        self._benchmark_logit = {b: _logit(np.asarray(a, float)) for b, a in by_benchmark.items()}
         order = np.argsort(person_ids)
         self._sorted_ids, self._sorted_rows = person_ids[order], order
         self._person_logit = _logit(self.accuracy)  # (N,)
@@ -64,14 +68,21 @@ class SyntheticEngine:
             self._questions[question_id] = (h, float(d))
         return self._questions[question_id]
 
-    def correct(self, person_ids: np.ndarray, question_ids: Sequence[str]) -> np.ndarray:
-        """(M,) bool: the planted Bernoulli outcome for each (person_id, question_id) pair."""
+    def correct(self, person_ids: np.ndarray, question_ids: Sequence[str],
+                benchmarks: Sequence[str] | None = None) -> np.ndarray:
+        """(M,) bool: the planted Bernoulli outcome for each (person_id, question_id) pair
+        (benchmarks (M,): each question's, when accuracies are planted per benchmark)."""
         person_ids = np.asarray(person_ids, dtype=np.int64)
         qs = [self._question(q) for q in question_ids]
         q_hash = np.array([h for h, _ in qs], dtype=np.uint64)  # (M,)
         d_q = np.array([d for _, d in qs])  # (M,)
         rows = self._sorted_rows[np.searchsorted(self._sorted_ids, person_ids).clip(0, len(self._sorted_ids) - 1)]
-        logit = np.where(person_ids == NO_PERSON, self._base_logit, self._person_logit[rows])
+        person_logit = self._person_logit[rows]  # (M,)
+        if self._benchmark_logit and benchmarks is not None:
+            for b, table in self._benchmark_logit.items():
+                mask = np.asarray(benchmarks) == b
+                person_logit[mask] = table[rows[mask]]
+        logit = np.where(person_ids == NO_PERSON, self._base_logit, person_logit)
         p = 1.0 / (1.0 + np.exp(-(logit + d_q)))  # (M,)
         key = _mix64(np.uint64(self.seed) ^ _mix64(person_ids.astype(np.uint64)))
         u = (_mix64(key ^ q_hash) >> np.uint64(11)).astype(float) * 2.0**-53  # (M,) in [0, 1)
@@ -84,7 +95,7 @@ class SyntheticEngine:
     def run(
         self,
         requests: Sequence[Request],
-        mode: str,
+        mode: str | Sequence[str],
         *,
         max_tokens: int = 1,
         stop: Sequence[str] = (),
@@ -92,12 +103,14 @@ class SyntheticEngine:
         ok = self.correct(
             np.fromiter((r.person_id for r in requests), np.int64, len(requests)),
             [r.question.question_id for r in requests],
+            [r.question.benchmark for r in requests],
         )
+        modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
         out = []
-        for req, good in zip(requests, ok):
+        for req, good, m in zip(requests, ok, modes):
             q = req.question
             tokens = max(1, len(req.prompt) // 4)
-            if mode == "generate":
+            if m == "generate":
                 pred = q.gold if good else _wrong_answer(q.gold, q.labels)
                 out.append(Response(text=f"The answer is {pred}.", prompt_tokens=tokens,
                                     output_tokens=6))
@@ -110,7 +123,7 @@ class SyntheticEngine:
             else:
                 logprobs[gold], logprobs[(gold + 1) % n] = -2.0, -1.0  # margin -1
             out.append(Response(logprobs=tuple(logprobs), prompt_tokens=tokens,
-                                output_tokens=1 if mode == "letter" else 0))
+                                output_tokens=1 if m == "letter" else 0))
         return out
 
     def info(self) -> dict[str, str]:

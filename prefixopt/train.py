@@ -53,7 +53,9 @@ def _defer_sigint() -> Iterator[list[bool]]:
 
 def validate(cfg: TrainConfig) -> None:
     """One-line errors for bad values, before anything (data, people, engine) is loaded."""
-    from prefixopt.config import BENCHMARKS, PROMPT_FORMATS, SCORINGS
+    from prefixopt.benchmarks import BENCHMARKS
+    from prefixopt.config import PROMPT_FORMATS, SCORINGS
+    from prefixopt.iteration import CONTEXTS, benchmark_names
     from prefixopt.policy import BASELINES, OPTIMIZERS, PARAMETERIZATIONS
 
     def check(ok: bool, message: str) -> None:
@@ -63,7 +65,23 @@ def validate(cfg: TrainConfig) -> None:
     def one_of(flag: str, value: Any, options: Sequence[Any]) -> None:
         check(value in options, f"{flag} {value!r} is not one of: {', '.join(options)}")
 
-    one_of("--benchmark", cfg.task.benchmark, BENCHMARKS)
+    names = benchmark_names(cfg.task.benchmark)
+    for name in names:
+        one_of("--benchmark", name, BENCHMARKS)
+    several = len(names) > 1 or cfg.context is not None
+    if cfg.context is not None:
+        one_of("--context", cfg.context, CONTEXTS)
+    check(not cfg.benchmark_weights or len(cfg.benchmark_weights) == len(names),
+          f"--benchmark-weights has {len(cfg.benchmark_weights)} values for {len(names)} "
+          "benchmarks; give one per benchmark")
+    check(all(w > 0 for w in cfg.benchmark_weights), "--benchmark-weights must be > 0")
+    check(not several or cfg.baseline != "ema",
+          "--baseline ema keeps one running value; with several benchmarks or a --context use "
+          "rloo or mean")
+    check(not several or cfg.common_questions,
+          "--fresh-questions works with one benchmark and no --context")
+    check(not several or cfg.task.num_fewshot == 0 or len(names) == 1,
+          "--num-fewshot works with one benchmark at a time")
     if cfg.task.scoring is not None:
         one_of("--scoring", cfg.task.scoring, SCORINGS)
     one_of("--prompt-format", cfg.task.prompt_format, PROMPT_FORMATS)
@@ -84,14 +102,19 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.task.num_fewshot >= 0, f"--num-fewshot must be >= 0 (got {cfg.task.num_fewshot})")
 
 
-def check_inputs(cfg: TrainConfig, mode: str, num_questions: int) -> None:
-    """What the options need of the data: a margin to reward, B questions to draw."""
+def check_inputs(cfg: TrainConfig, mode: str, num_questions: int,
+                 batch: int | None = None, benchmark: str | None = None) -> None:
+    """What the options need of one benchmark's data: a margin to reward, its share of the B
+    questions (all of B for a single benchmark) to draw."""
+    benchmark = benchmark or cfg.task.benchmark
     if cfg.reward == "margin" and mode == "generate":
-        raise PrefixoptError(f"--reward margin needs letter or cloze scoring; {cfg.task.benchmark} "
+        raise PrefixoptError(f"--reward margin needs letter or cloze scoring; {benchmark} "
                              "is scored by generation here (pass --reward accuracy)")
-    if cfg.batch_size > num_questions:
-        raise PrefixoptError(f"--batch-size {cfg.batch_size} is larger than the training split "
-                             f"({num_questions} questions); lower it")
+    batch = cfg.batch_size if batch is None else batch
+    if batch > num_questions:
+        share = "" if batch == cfg.batch_size else f" (its {batch} {benchmark} questions)"
+        raise PrefixoptError(f"--batch-size {cfg.batch_size}{share} is larger than the training "
+                             f"split ({num_questions} {benchmark} questions); lower it")
 
 
 def questions_fingerprint(questions: Sequence[Question]) -> str:
@@ -113,16 +136,21 @@ def train(
     """Run (or continue) a training run in `run_dir`; returns a summary dict. extra_meta goes
     into config.json beside the run's own entries (simulate records its planted scenario);
     a resumed run keeps the entries it was started with."""
+    from prefixopt.iteration import QuestionPlan, advantages, benchmark_names
     from prefixopt.prompts import build_grid, persona
     from prefixopt.scoring import resolve_scoring, score
 
     run_dir = Path(run_dir)
-    mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
-    check_inputs(cfg, mode, len(questions))  # also checked by jobs.prepare_train, pre-engine
-    K, B = cfg.samples_per_iteration, cfg.batch_size
+    names_b = benchmark_names(cfg.task.benchmark)  # (M,) the run's benchmarks
+    modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names_b}  # scoring per benchmark
+    plan = QuestionPlan(questions, names_b, cfg.batch_size, cfg.benchmark_weights, cfg.context)
+    for b in names_b:  # also checked by jobs.prepare_train, before the engine
+        check_inputs(cfg, modes[b], len(plan.pools[b]), plan.counts[b], b)
+    mode = next(iter(modes.values())) if len(set(modes.values())) == 1 else dict(modes)
+    K = cfg.samples_per_iteration
 
     policy = Policy(people.field_index, people.era_index, cfg.parameterization, cfg.optimizer,
-                    cfg.learning_rate, cfg.entropy_coef)
+                    cfg.learning_rate, cfg.entropy_coef, n_contexts=len(plan.context_names))
     baseline = Baseline(cfg.baseline, cfg.ema_decay, cfg.standardize, cfg.ema_init)
     rng = np.random.default_rng(cfg.seed)  # the ONE generator: people and questions
     start, evaluations = 0, 0
@@ -134,6 +162,7 @@ def train(
         "data_fingerprint": questions_fingerprint(questions),
         "num_questions": len(questions),
         "scoring": mode,
+        **({"contexts": list(plan.context_names)} if plan.context else {}),
         **(extra_meta or {}),
     }
     if resume:
@@ -159,66 +188,88 @@ def train(
     with _defer_sigint() as interrupted:
         for it in range(start, cfg.iterations):
             t0 = time.perf_counter()
-            # 1. sample K people (rows of the people table) from pi = softmax(logits)
-            probs = policy.probs()  # (N,)
-            rows = policy.sample(rng, K, probs)  # (K,)
-            # 2. one batch of B questions shared by all K (or, seed-style, one per person)
-            n_batches = 1 if cfg.common_questions else K
-            q_idx = np.stack([rng.choice(len(questions), size=B, replace=False)
-                              for _ in range(n_batches)])  # (1 or K, B)
-            # 3. the person-major K x B grid of prompts
-            pids = people.person_id[rows]  # (K,)
+            # 1-2. who answers what: K people from pi (per context present, when contextual)
+            #      and ONE batch of B questions they all answer (seed-style: one per person)
+            groups = plan.groups(policy, rng, K, cfg.common_questions)
+            # 3. the person-major grid of prompts, group after group
             requests = []
-            for b, idx in enumerate(q_idx):
-                heads = [(int(pids[k]), prefix_text[rows[k]]) for k in range(K)]
-                heads = heads if cfg.common_questions else heads[b : b + 1]
-                requests += build_grid(engine, heads, [questions[i] for i in idx],
-                                       scoring=mode, prompt_format=cfg.task.prompt_format,
-                                       fewshot=fewshot)
-            # 4-5. ONE engine call for all K x B prompts, then judge every answer
+            for g in groups:
+                pids = people.person_id[g.rows]  # (K,)
+                heads = [(int(pids[k]), prefix_text[g.rows[k]]) for k in range(K)]
+                per_person = [heads] if cfg.common_questions else [[h] for h in heads]
+                for hs, qs in zip(per_person, g.questions):
+                    requests += build_grid(engine, hs, qs, scoring=mode, fewshot=fewshot,
+                                           prompt_format=cfg.task.prompt_format)
+            # 4-5. ONE engine call for all K x B prompts (every group, every scoring mode)
             t_gen = time.perf_counter()
             responses, answers = score(engine, requests, mode)
             generate_s = time.perf_counter() - t_gen
-            # 6. reward per sampled person, advantage, REINFORCE step
-            correct = np.fromiter((a.correct for a in answers), bool, K * B).reshape(K, B)
-            margin = np.fromiter((a.margin for a in answers), float, K * B).reshape(K, B)
-            rewards = (correct if cfg.reward == "accuracy" else margin).mean(axis=1)  # (K,)
-            adv, base_value = baseline(rewards)  # (K,)
-            policy.update(rows, adv)
-            new_probs = policy.probs()  # (N,)
+            # 6. reward per sampled person, advantage within each benchmark, REINFORCE step
+            correct = np.fromiter((a.correct for a in answers), bool, len(answers))  # (K*B,)
+            margin = np.fromiter((a.margin for a in answers), float, len(answers))  # (K*B,)
+            value = correct if cfg.reward == "accuracy" else margin
+            S = K * len(groups)  # samples this iteration: K per group
+            rows = np.concatenate([g.rows for g in groups])  # (S,)
+            rewards, adv = np.zeros(S), np.zeros(S)  # (S,)
+            per_bench = {b: np.full(S, np.nan) for b in names_b}  # (S,) per benchmark
+            base_values, at = [], 0
+            for i, g in enumerate(groups):
+                n = len(g.questions[0])  # questions per person in this group
+                part = slice(i * K, (i + 1) * K)
+                rewards[part], per, adv[part], v = advantages(
+                    value[at:at + K * n].reshape(K, n), [q.benchmark for q in g.questions[0]],
+                    baseline)
+                for b, rb in per.items():
+                    per_bench[b][part] = rb
+                base_values.append(v)
+                at += K * n
+            contexts = np.repeat([-1 if g.context is None else g.context for g in groups], K)
+            policy.update(rows, adv, contexts=contexts if plan.context else None)
+            new_probs = policy.probs()  # (N,) the shared policy
             top = int(new_probs.argmax())
-            evaluations += K * B
+            evaluations += len(requests)
 
             # 7. this iteration's rows, then the checkpoint (the commit point), atomically
-            qids = [questions[i].question_id for idx in q_idx for i in idx]  # (1 or K)*B
-            qids = qids * K if cfg.common_questions else qids  # (K*B,) person-major
+            asked = [q for g in groups for qs in g.questions for q in qs]  # (K*B,) request order
+            sample = np.repeat(np.arange(S), [len(qs) for g in groups for qs in g.questions])
+            pids = people.person_id[rows]  # (S,)
+            ctx_names = np.repeat([plan.context_name(g) or "" for g in groups], K)  # (S,)
             tok = np.array([(r.prompt_tokens, r.cached_tokens, r.output_tokens)
-                            for r in responses], dtype=np.int64).reshape(K * B, 3)
+                            for r in responses], dtype=np.int64).reshape(-1, 3)
+            generated = "generate" in modes.values()
             answers_df = pl.DataFrame({
-                "iteration": np.full(K * B, it), "sample": np.repeat(np.arange(K), B),
-                "person_id": np.repeat(pids, B), "question_id": qids,
-                "benchmark": [cfg.task.benchmark] * (K * B),
-                "correct": correct.ravel(), "parsed": [a.parsed for a in answers],
+                "iteration": np.full(len(answers), it), "sample": sample,
+                "person_id": pids[sample], "question_id": [q.question_id for q in asked],
+                "benchmark": [q.benchmark for q in asked],
+                "correct": correct, "parsed": [a.parsed for a in answers],
                 "pred": [a.pred for a in answers], "gold": [a.gold for a in answers],
-                "margin": margin.ravel(), "rule": [a.rule for a in answers],
+                "margin": margin, "rule": [a.rule for a in answers],
                 "prompt_tokens": tok[:, 0], "cached_tokens": tok[:, 1], "output_tokens": tok[:, 2],
-                **({"completion": [r.text for r in responses]} if mode == "generate" else {}),
-            }, schema_overrides={"pred": pl.String, "gold": pl.String})
+                **({"completion": [r.text if modes[q.benchmark] == "generate" else None
+                                   for q, r in zip(asked, responses)]} if generated else {}),
+                **({"context": ctx_names[sample]} if plan.context else {}),
+            }, schema_overrides={"pred": pl.String, "gold": pl.String, "completion": pl.String})
             samples_df = pl.DataFrame({
-                "iteration": np.full(K, it), "sample": np.arange(K), "person_id": pids,
+                "iteration": np.full(S, it), "sample": np.arange(S), "person_id": pids,
                 "row": rows, "name": [names[r] for r in rows],
                 "field": [fields[people.field_index[r]] for r in rows],
                 "era": [eras[people.era_index[r]] for r in rows],
-                "reward": rewards, "advantage": adv, "prob": probs[rows],
+                "reward": rewards, "advantage": adv,
+                "prob": np.concatenate([g.probs[g.rows] for g in groups]),
+                **({"context": ctx_names} if plan.context else {}),
+                **({f"reward_{b}": col for b, col in per_bench.items()} if len(names_b) > 1
+                   else {}),
             })
             stats = {
                 "iteration": it, "mean_reward": float(rewards.mean()),
-                "std_reward": float(rewards.std()), "baseline": base_value,
+                "std_reward": float(rewards.std()), "baseline": float(np.mean(base_values)),
                 "entropy": entropy(new_probs), "top_person_id": int(people.person_id[top]),
                 "top_name": names[top], "top_prob": float(new_probs[top]),
-                "num_prompts": K * B, "prompt_tokens": int(tok[:, 0].sum()),
+                "num_prompts": len(requests), "prompt_tokens": int(tok[:, 0].sum()),
                 "cached_tokens": int(tok[:, 1].sum()), "output_tokens": int(tok[:, 2].sum()),
                 "generate_s": generate_s, "evaluations": evaluations,
+                **({f"reward_{b}": float(np.nanmean(col)) for b, col in per_bench.items()}
+                   if len(names_b) > 1 else {}),
             }
             runs.write_part(run_dir, "answers", it, answers_df)
             runs.write_part(run_dir, "samples", it, samples_df)
@@ -227,7 +278,9 @@ def train(
             runs.write_part(run_dir, "iterations", it, pl.DataFrame([stats]))
             state = {**policy.state(), **baseline.state(), "probs": new_probs,
                      "logits": policy.logits(), "evaluations": evaluations,
-                     "rng_state": json.dumps(rng.bit_generator.state)}
+                     "rng_state": json.dumps(rng.bit_generator.state),
+                     **({"context_probs": np.stack([policy.probs(context=c) for c in range(
+                         len(plan.context_names))])} if plan.context else {})}  # (C, N)
             last = it == cfg.iterations - 1
             snapshot = policy.logits() if (it + 1) % cfg.checkpoint_every == 0 or last else None
             runs.save_checkpoint(run_dir, state, iteration=it, snapshot=snapshot)

@@ -24,7 +24,7 @@ NAMES = ("mmlu", "gsm8k", "arc_easy", "arc_challenge", "hellaswag")
 
 def test_one_registry() -> None:
     assert bm.BENCHMARKS == tuple(bm.TASKS) == NAMES
-    assert config.BENCHMARKS == bm.BENCHMARKS  # derived, not a second list
+    assert not hasattr(config, "BENCHMARKS")  # one list: the registry's
     assert [t.name for family in FAMILIES for t in family.TASKS] == list(NAMES)
     assert all(bm.get_task(name) is bm.TASKS[name] for name in NAMES)
     with pytest.raises(PrefixoptError, match="valid: mmlu, gsm8k") as info:

@@ -14,14 +14,25 @@ from typing import Annotated, Any
 
 import typer
 
+from prefixopt.benchmarks import BENCHMARKS
 from prefixopt.config import EvalConfig, TrainConfig
 
 D = TrainConfig()
 E = EvalConfig()
 
 
+def _floats(value: str | None) -> tuple[float, ...] | None:
+    """"1,1,2" -> (1.0, 1.0, 2.0)."""
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give numbers separated by commas, e.g. 1,1,2")
+
+
 def _train(
-    benchmark: Annotated[str, typer.Option(help="mmlu | gsm8k | arc_easy | arc_challenge | hellaswag")] = D.task.benchmark,
+    benchmark: Annotated[str, typer.Option(help=f"{' | '.join(BENCHMARKS)}, or several: mmlu,gsm8k,arc_challenge")] = D.task.benchmark,
     model: Annotated[str, typer.Option(help="HF id, local path, or the alias smollm2-135m (also --model_name)")] = D.engine.model,
     scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the benchmark's)")] = D.task.scoring,
     iterations: Annotated[int, typer.Option(help="Policy updates")] = D.iterations,
@@ -36,6 +47,8 @@ def _train(
     entropy_coef: Annotated[float, typer.Option(help="Entropy bonus coefficient")] = D.entropy_coef,
     parameterization: Annotated[str, typer.Option(help="factored (person + field + era logits) | tabular")] = D.parameterization,
     reward: Annotated[str, typer.Option(help="accuracy | margin (letter/cloze log-prob margin)")] = D.reward,
+    benchmark_weights: Annotated[str | None, typer.Option(callback=_floats, help="Several benchmarks: each iteration's B questions split by these weights, e.g. 1,1,2 (default: equal)")] = None,
+    context: Annotated[str | None, typer.Option(help="benchmark | subject: learn pi(person | context), people sampled per context (default: one policy)")] = D.context,
     common_questions: Annotated[bool, typer.Option("--common-questions/--fresh-questions", help="All K people answer the same B questions (fresh: one batch per person, the seed's way)")] = D.common_questions,
     train_split: Annotated[str | None, typer.Option(help="Training split, HF syntax ok (default: the benchmark's)")] = D.train_split,
     prompt_format: Annotated[str, typer.Option(help="chat | harness")] = D.task.prompt_format,
@@ -90,7 +103,7 @@ def _eval(
 
 
 def _simulate(
-    planted_field: Annotated[str | None, typer.Option(help="Everyone in this field is --delta more accurate")] = None,
+    planted_field: Annotated[list[str] | None, typer.Option(help="Everyone in this field is --delta more accurate; BENCHMARK=FIELD plants it on one benchmark only (repeatable)")] = None,
     planted_people: Annotated[int | None, typer.Option(help="This many random people are --delta more accurate")] = None,
     null: Annotated[bool, typer.Option("--null", help="No effect: everyone at --base-accuracy")] = False,
     delta: Annotated[float, typer.Option(help="Accuracy advantage of the planted set")] = 0.1,
@@ -118,6 +131,7 @@ TRAIN_NAMES = frozenset(p.name for p in TRAIN)
 LEARNER = [p for p in TRAIN if p.name in {
     "samples_per_iteration", "batch_size", "learning_rate", "optimizer", "baseline", "ema_decay",
     "ema_init", "standardize", "entropy_coef", "parameterization", "common_questions",
+    "benchmark_weights", "context",
     "benchmark", "train_split", "data_dir", "people", "exclude_fields", "exclude_occupations",
     "seed"}]
 

@@ -24,31 +24,32 @@ def register(app: typer.Typer) -> None:
         from prefixopt import jobs
 
         job = train_job(ctx, values)  # every check of train and eval before the engine
-        ecfg = jobs.eval_config_for(job, **eval_options(values))
-        jobs.check_eval_for(job, ecfg)
+        ecfgs = jobs.eval_configs_for(job, **eval_options(values))
+        for ecfg in ecfgs:
+            jobs.check_eval_for(job, ecfg)
         quiet = values["json_out"]
 
         def stage(name: str) -> None:
             if not quiet and name != "train":
                 err_console.print(f"[dim]run:[/] {name}", highlight=False)
 
-        if not jobs.needs_engine(job, ecfg):  # trained and evaluated: only the report is left
-            out = jobs.run_job(job, ecfg, None, 0.0, None, stage)
+        if not jobs.needs_engine(job, ecfgs):  # trained and evaluated: only the report is left
+            out = jobs.run_job(job, ecfgs, None, 0.0, None, stage)
         else:
             with engine_session("run", job.cfg.engine, job.engine_kind, job.run_dir,
                                 values["verbose"], people=job.people,
                                 seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:
-                out = jobs.run_job(job, ecfg, eng, s, update, stage)
+                out = jobs.run_job(job, ecfgs, eng, s, update, stage)
             out["dtype"] = eng.info().get("dtype")
         if quiet:
-            out.pop("eval_result", None)
+            out.pop("eval_results", None)
             print_json(out)
             return
         if not out["train"].get("skipped"):
             print_train(out["train"])
-        if out.get("eval_result") is not None:
-            print_eval(out.pop("eval_result"))
+        for result in out.pop("eval_results"):
+            print_eval(result)
         if out["report"] is not None:
             out_console.print(f"report: {out['report']['report_md']}", highlight=False)
         err_console.print(f"engine start {out['engine_start_s']:.0f} s (once for train, eval and "
