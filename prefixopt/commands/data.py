@@ -58,8 +58,10 @@ def _setup_people(out: Path | None, source: Path | None, rebuild: bool) -> tuple
     path = out or people.DEFAULT_PEOPLE_PATH
     written = False
     if rebuild:
-        source = source or people.DEFAULT_PANTHEON_PATH
-        path, written = people.write_people(path, source, force=True)
+        from prefixopt import pantheon
+
+        source = source or pantheon.DEFAULT_PANTHEON_PATH
+        path, written = pantheon.write_people(path, source, force=True)
         state = f"rebuilt from {source}" if written else f"up to date with {source}"
     elif not path.is_file():
         fail(
