@@ -55,15 +55,26 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
         "mass, a top person far above uniform) is NOT evidence: REINFORCE also "
         "concentrates on whoever got lucky on the training questions, and training "
         "rewards of the winners are biased upward (the winner's curse below).")
+    evals = [(d, e) for d in data for e in d["evals"]]
     lines = ["# prefixopt report", "", "## Answers to the research questions", "",
              how_to_read, ""]
-    evals = [(d, e) for d in data for e in d["evals"]]
-    no_eval = "not answered: no held-out evaluation yet (run `prefixopt eval RUN`)."
+    lines += _q1_learned_vs_random(evals)
+    lines += ["", "**2. Which kinds of people work best?**", *_q2_kinds(data)]
+    lines += ["", "**3. Does the learned distribution cluster by field?**", *_q3_clusters(data)]
+    lines += ["", "**4. Learned vs hand-written prompts?**"]
+    got = [g for g in (contrast_line(d, e, "learned vs handwritten") for d, e in evals) if g]
+    lines += got or [f"- {NO_EVAL if not evals else 'not answered: no hand-written prompts.'}"]
+    lines += ["", "**5. Do benchmarks differ?**", *_q5_benchmarks(data, evals, comparison)]
+    return "\n".join(lines) + "\n"
 
-    lines.append("**1. Do learned prefixes beat random ones?**")
-    got = [contrast_line(d, e, "learned vs random") for d, e in evals]
-    got = [g for g in got if g]
-    lines += got or [f"- {no_eval}"]
+
+NO_EVAL = "not answered: no held-out evaluation yet (run `prefixopt eval RUN`)."
+
+
+def _q1_learned_vs_random(evals: list[tuple[dict, dict]]) -> list[str]:
+    lines = ["**1. Do learned prefixes beat random ones?**"]
+    got = [g for g in (contrast_line(d, e, "learned vs random") for d, e in evals) if g]
+    lines += got or [f"- {NO_EVAL}"]
     for d, e in evals:
         s = e["summary"].filter(pl.col("prefix_kind") == "learned")
         if len(s):
@@ -73,7 +84,11 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
                          f"differ from no prefix after Holm correction ({better} better, "
                          f"{len(sig) - better} worse).")
             lines += [x for x in [contrast_line(d, e, "learned vs none")] if x]
-    lines += ["", "**2. Which kinds of people work best?**"]
+    return lines
+
+
+def _q2_kinds(data: list[dict[str, Any]]) -> list[str]:
+    lines = []
     for d in data:
         if "field_reward" in d:
             fr = d["field_reward"].filter(pl.col("samples") >= 5).head(3)
@@ -95,8 +110,11 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
                 lines.append(f"- {d['id']}: no field holds more mass than its pool share.")
     if not any("field_mass" in d or "field_reward" in d for d in data):
         lines.append("- not answered: no training tables in these runs.")
+    return lines
 
-    lines += ["", "**3. Does the learned distribution cluster by field?**"]
+
+def _q3_clusters(data: list[dict[str, Any]]) -> list[str]:
+    lines = []
     for d in data:
         if "field_mass" not in d:
             continue
@@ -116,13 +134,12 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
             "are really better is answered only by the held-out comparison (question 1).")
     if not any("field_mass" in d for d in data):
         lines.append("- not answered: no checkpoint (final probabilities) in these runs.")
+    return lines
 
-    lines += ["", "**4. Learned vs hand-written prompts?**"]
-    got = [contrast_line(d, e, "learned vs handwritten") for d, e in evals]
-    got = [g for g in got if g]
-    lines += got or [f"- {no_eval if not evals else 'not answered: no hand-written prompts.'}"]
 
-    lines += ["", "**5. Do benchmarks differ?**"]
+def _q5_benchmarks(data: list[dict[str, Any]], evals: list[tuple[dict, dict]],
+                   comparison: dict[str, Any] | None) -> list[str]:
+    lines = []
     benches = sorted({d["benchmark"] for d in data})
     if len(benches) < 2:
         lines.append(f"- not answerable from one benchmark ({', '.join(benches)}): give "
@@ -134,20 +151,20 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
                          f"same, 1 disjoint); {o['shared_top20']} of the top 20 people shared. "
                          "Between replicate runs (same settings, other seeds) this is the "
                          "run-to-run variation a benchmark difference has to exceed.")
-    else:
-        for d in data:
-            if "field_mass" in d:
-                lines.append(f"- {d['benchmark']} ({d['id']}): top field "
-                             f"{d['field_mass']['field'][0]} ({d['field_mass']['mass'][0]:.1%}).")
-        for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
-            lines.append(f"- {j['a']} vs {j['b']}: Jensen-Shannon divergence {j['jsd_bits']:.3f} "
-                         f"bits (0 same, 1 disjoint); {o['shared_top20']} of the top 20 people "
-                         "shared.")
-        for d, e in evals:
-            line = contrast_line(d, e, "learned vs none")
-            if line:
-                lines.append(line)
-    return "\n".join(lines) + "\n"
+        return lines
+    for d in data:
+        if "field_mass" in d:
+            lines.append(f"- {d['benchmark']} ({d['id']}): top field "
+                         f"{d['field_mass']['field'][0]} ({d['field_mass']['mass'][0]:.1%}).")
+    for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
+        lines.append(f"- {j['a']} vs {j['b']}: Jensen-Shannon divergence {j['jsd_bits']:.3f} "
+                     f"bits (0 same, 1 disjoint); {o['shared_top20']} of the top 20 people "
+                     "shared.")
+    for d, e in evals:
+        line = contrast_line(d, e, "learned vs none")
+        if line:
+            lines.append(line)
+    return lines
 
 
 def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
