@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from prefixopt.commands.common import err_console, fail, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
+from prefixopt.commands.options import EVAL_CMD, with_options
 from prefixopt.report_text import pts
 
 
@@ -57,111 +58,76 @@ def print_eval(result) -> None:
                       f"{timings}", highlight=False)
 
 
+@with_options(EVAL_CMD)
+def eval_(ctx: typer.Context, **values: Any) -> None:
+    """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
+    from prefixopt import evaluate as ev
+    from prefixopt import jobs
+
+    cfg, run = eval_config(values)
+    # every check (options, split, name, overlap, people, model) before the engine starts
+    jobs.check_engine(cfg.engine, cfg.engine_kind)
+    if cfg.engine_kind == "synthetic" and run is None:
+        fail("--engine synthetic needs the RUN directory of a simulate run")
+    inputs = ev.eval_inputs(cfg, run)
+    prefixes = ev.eval_prefixes(cfg, run, inputs.rng)
+    with engine_session("eval", cfg.engine, cfg.engine_kind, run,
+                        values["verbose"]) as (eng, start_s):
+        result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
+    result.timings["dtype"] = eng.info().get("dtype")
+    print_eval(result)
+    if values["json_out"]:
+        print_json(ev.result_json(result))
+
+
+def eval_config(values: dict[str, Any]):
+    """The eval options -> (EvalConfig, run dir or None): the run's own engine and task
+    settings (config.json) unless overridden, or a baseline / named-people eval without a run."""
+    from prefixopt import evaluate as ev
+    from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
+
+    run, benchmark = values["run"], values["benchmark"]
+    if run is None and benchmark is None:
+        fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
+    options = {k: values[k] for k in ("eval_split", "num_questions", "top_k", "num_random",
+                                      "handwritten", "allow_overlap", "bootstrap_samples",
+                                      "seed", "output_dir", "run_name", "name", "overwrite")}
+    options.update(prompts=tuple(values["prompt"] or ()), engine_kind=values["engine"],
+                   people_names=tuple(values["people"] or ()))
+    if values["only_baseline"]:
+        options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
+    if run is not None:
+        cfg = ev.config_for_run(run, **options)
+    else:
+        options.update(top_k=0)  # no run: no learned people
+        cfg = EvalConfig(engine=EngineConfig(), task=TaskConfig(benchmark=benchmark), **options)
+    task = {k: values[k] for k in ("benchmark", "scoring", "prompt_format", "num_fewshot",
+                                   "data_dir") if values[k] is not None}
+    engine = {k: values[k] for k in ("model", "dtype") if values[k] is not None}
+    cfg = replace(cfg, task=replace(cfg.task, **task), people=values["people_file"] or cfg.people,
+                  engine=replace(cfg.engine, **engine))
+    return cfg, run
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: "
+                                                "RUN/report/ for one run).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
+) -> None:
+    """Figures and a summary page for one or several runs."""
+    from prefixopt import report as rp
+
+    if len(runs) > 1 and out is None:
+        fail("several runs: give --out DIR for the comparison report")
+    result = rp.build_report(runs, out)
+    err_console.print(f"report: {result['report_md']}", highlight=False)
+    for fig in result["figures"]:
+        err_console.print(f"  figure: {fig}", highlight=False)
+    if json_out:
+        print_json(result)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
-    def eval_(
-        run: Annotated[Path | None, typer.Argument(help="Run directory (omit with --people "
-                                                      "or --only-baseline and --benchmark).")] = None,
-        benchmark: Annotated[str | None, typer.Option(help="Benchmark (default: the run's).")] = None,
-        eval_split: Annotated[str | None, typer.Option(help="Held-out split, HF syntax "
-                                                          "(default: the benchmark's eval split).")] = None,
-        num_questions: Annotated[int | None, typer.Option(help="Evaluate N questions drawn "
-                                                             "with --seed (default: all).")] = None,
-        top_k: Annotated[int, typer.Option(help="Learned people: the top-k by final probability.")] = 5,
-        num_random: Annotated[int, typer.Option(help="Random people drawn uniformly from the pool.")] = 5,
-        prompt: Annotated[list[str] | None, typer.Option(help="Extra hand-written system "
-                                                            "prompt (repeatable).")] = None,
-        people: Annotated[list[str] | None, typer.Option("--people", help="Evaluate this named "
-                                                            "person (repeatable; no run needed).")] = None,
-        people_file: Annotated[str | None, typer.Option(help="People CSV without a run "
-                                                           "(default: notable_people_10k.csv).")] = None,
-        handwritten: Annotated[bool, typer.Option(help="Include the hand-written prompts.")] = True,
-        only_baseline: Annotated[bool, typer.Option(help="Score the no-prefix baseline only "
-                                                    "(speed check against the harness).")] = False,
-        allow_overlap: Annotated[bool, typer.Option(help="Evaluate even if the split overlaps "
-                                                    "the run's training questions.")] = False,
-        bootstrap_samples: Annotated[int, typer.Option(help="Paired-bootstrap resamples.")] = 10_000,
-        seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, "
-                                          "bootstrap.")] = 0,
-        engine: Annotated[str, typer.Option(help="vllm, or synthetic for a `simulate` run.")] = "vllm",
-        model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
-        scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate "
-                                                       "(default: the run's).")] = None,
-        prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the "
-                                                          "run's).")] = None,
-        num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples (default: the "
-                                                        "run's).")] = None,
-        data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark "
-                                                     "data directory.")] = None,
-        output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = "runs",
-        run_name: Annotated[str | None, typer.Option(help="Directory name for an eval "
-                                                        "without a run.")] = None,
-        name: Annotated[str | None, typer.Option(help="Name of the eval tables (default: from "
-                                                 "the split, N and seed).")] = None,
-        overwrite: Annotated[bool, typer.Option(help="Replace an existing eval of that name.")] = False,
-        dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 "
-                                                  "(default: the run's)")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch "
-                                              "logging (default: RUN/engine.log).")] = False,
-        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
-    ) -> None:
-        """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
-        from prefixopt import evaluate as ev
-        from prefixopt import jobs
-        from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
-
-        if run is None and benchmark is None:
-            fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
-        options = {
-            "eval_split": eval_split, "num_questions": num_questions, "top_k": top_k,
-            "num_random": num_random, "prompts": tuple(prompt or ()),
-            "people_names": tuple(people or ()), "handwritten": handwritten,
-            "allow_overlap": allow_overlap, "bootstrap_samples": bootstrap_samples, "seed": seed,
-            "engine_kind": engine, "output_dir": output_dir, "run_name": run_name, "name": name,
-            "overwrite": overwrite,
-        }
-        if only_baseline:
-            options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
-        if run is not None:
-            cfg = ev.config_for_run(run, **options)
-        else:
-            options.update(top_k=0)  # no run: no learned people
-            cfg = EvalConfig(engine=EngineConfig(), task=TaskConfig(benchmark=benchmark), **options)
-        task = {k: v for k, v in {"benchmark": benchmark, "scoring": scoring,
-                                  "prompt_format": prompt_format, "num_fewshot": num_fewshot,
-                                  "data_dir": data_dir}.items() if v is not None}
-        cfg = replace(cfg, task=replace(cfg.task, **task), people=people_file or cfg.people)
-        if model is not None or dtype is not None:
-            cfg = replace(cfg, engine=replace(cfg.engine, model=model or cfg.engine.model,
-                                              dtype=dtype or cfg.engine.dtype))
-        # every check (options, split, name, overlap, people, model) before the engine starts
-        jobs.check_engine(cfg.engine, engine)
-        if engine == "synthetic" and run is None:
-            fail("--engine synthetic needs the RUN directory of a simulate run")
-        inputs = ev.eval_inputs(cfg, run)
-        prefixes = ev.eval_prefixes(cfg, run, inputs.rng)
-        with engine_session("eval", cfg.engine, engine, run, verbose) as (eng, start_s):
-            result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
-        result.timings["dtype"] = eng.info().get("dtype")
-        print_eval(result)
-        if json_out:
-            print_json(ev.result_json(result))
-
-    @app.command()
-    def report(
-        runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
-        out: Annotated[Path | None, typer.Option(help="Output directory (default: "
-                                                    "RUN/report/ for one run).")] = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
-    ) -> None:
-        """Figures and a summary page for one or several runs."""
-        from prefixopt import report as rp
-
-        if len(runs) > 1 and out is None:
-            fail("several runs: give --out DIR for the comparison report")
-        result = rp.build_report(runs, out)
-        err_console.print(f"report: {result['report_md']}", highlight=False)
-        for fig in result["figures"]:
-            err_console.print(f"  figure: {fig}", highlight=False)
-        if json_out:
-            print_json(result)
+    app.command("eval")(eval_)
+    app.command()(report)

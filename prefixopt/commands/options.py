@@ -102,6 +102,38 @@ def _eval(
     """The options of the held-out evaluation inside `prefixopt run`."""
 
 
+def _eval_cmd(
+    run: Annotated[Path | None, typer.Argument(help="Run directory (omit with --people or --only-baseline and --benchmark).")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Benchmark (default: the run's).")] = None,
+    eval_split: Annotated[str | None, typer.Option(help="Held-out split, HF syntax (default: the benchmark's eval split).")] = E.eval_split,
+    num_questions: Annotated[int | None, typer.Option(help="Evaluate N questions drawn with --seed (default: all).")] = E.num_questions,
+    top_k: Annotated[int, typer.Option(help="Learned people: the top-k by final probability.")] = E.top_k,
+    num_random: Annotated[int, typer.Option(help="Random people drawn uniformly from the pool.")] = E.num_random,
+    prompt: Annotated[list[str] | None, typer.Option(help="Extra hand-written system prompt (repeatable).")] = None,
+    people: Annotated[list[str] | None, typer.Option("--people", help="Evaluate this named person (repeatable; no run needed).")] = None,
+    people_file: Annotated[str | None, typer.Option(help="People CSV without a run (default: notable_people_10k.csv).")] = E.people,
+    handwritten: Annotated[bool, typer.Option(help="Include the hand-written prompts.")] = E.handwritten,
+    only_baseline: Annotated[bool, typer.Option(help="Score the no-prefix baseline only (speed check against the harness).")] = False,
+    allow_overlap: Annotated[bool, typer.Option(help="Evaluate even if the split overlaps the run's training questions.")] = E.allow_overlap,
+    bootstrap_samples: Annotated[int, typer.Option(help="Paired-bootstrap resamples.")] = E.bootstrap_samples,
+    seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, bootstrap.")] = E.seed,
+    engine: Annotated[str, typer.Option(help="vllm, or synthetic for a `simulate` run.")] = E.engine_kind,
+    model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
+    scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the run's).")] = None,
+    prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the run's).")] = None,
+    num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples (default: the run's).")] = None,
+    data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark data directory.")] = None,
+    output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = E.output_dir,
+    run_name: Annotated[str | None, typer.Option(help="Directory name for an eval without a run.")] = E.run_name,
+    name: Annotated[str | None, typer.Option(help="Name of the eval tables (default: from the split, N and seed).")] = E.name,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing eval of that name.")] = E.overwrite,
+    dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16 (default: the run's)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch logging (default: RUN/engine.log).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
+) -> None:
+    """The options of `prefixopt eval` (defaults from EvalConfig)."""
+
+
 def _simulate(
     planted_field: Annotated[list[str] | None, typer.Option(help="Everyone in this field is --delta more accurate; BENCHMARK=FIELD plants it on one benchmark only (repeatable)")] = None,
     planted_people: Annotated[int | None, typer.Option(help="This many random people are --delta more accurate")] = None,
@@ -126,6 +158,7 @@ TRAIN = _params(_train)
 JOB = _params(_job)
 EVAL = _params(_eval)
 SIMULATE = _params(_simulate)
+EVAL_CMD = _params(_eval_cmd)
 TRAIN_NAMES = frozenset(p.name for p in TRAIN)
 # what `simulate` shares with `train`: the learner and the questions it is asked, not the model
 LEARNER = [p for p in TRAIN if p.name in {
