@@ -42,6 +42,7 @@ class EngineConfig:
     enforce_eager: bool = False
     cpu_kvcache_gib: float = 2.0  # VLLM_CPU_KVCACHE_SPACE on CPU machines
     seed: int = 0
+    kind: str = "vllm"  # vllm | synthetic (planted accuracies, for learner studies): recorded once
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,6 @@ class EvalConfig:
     allow_overlap: bool = False
     bootstrap_samples: int = 10_000
     seed: int = 0
-    engine_kind: str = "vllm"  # vllm | synthetic (a simulate run's planted engine)
     name: str | None = None  # eval/<name>.parquet; None -> from the split (+ _n<N>_seed<S>)
     overwrite: bool = False  # replace an existing eval/<name>.parquet
     output_dir: str = "runs"  # where an eval without a run gets its directory

@@ -35,33 +35,23 @@ class TrainJob:
     fewshot: list[Question]
     run_dir: Path
     resume: bool
-    engine_kind: str  # vllm | synthetic
 
 
-def check_engine(cfg: EngineConfig, kind: str) -> None:
+def check_engine(cfg: EngineConfig) -> None:
     """The engine options: its kind, the dtype, the model (path or cached hub id)."""
     from prefixopt.device import DTYPES
     from prefixopt.models import locate
 
-    if kind not in ENGINE_KINDS:
-        raise PrefixoptError(f"--engine {kind!r} is not one of: {', '.join(ENGINE_KINDS)}")
-    if kind == "vllm":
+    if cfg.kind not in ENGINE_KINDS:
+        raise PrefixoptError(f"--engine {cfg.kind!r} is not one of: {', '.join(ENGINE_KINDS)}")
+    if cfg.kind == "vllm":
         if cfg.dtype not in DTYPES:
             raise PrefixoptError(f"--dtype {cfg.dtype!r} is not one of: {', '.join(DTYPES)}")
-        if cfg.model == "synthetic":
-            raise PrefixoptError("this run was trained on the synthetic engine; pass --engine "
-                                 "synthetic, or --model MODEL to use a real model")
         locate(cfg.model)
 
 
-def run_engine_kind(run_dir: str | Path) -> str:
-    """The engine a run was trained on (a simulate run: synthetic)."""
-    meta = runs.read_config(run_dir)
-    return "synthetic" if meta.get("versions", {}).get("engine") == "synthetic" else "vllm"
-
-
 def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
-                  engine_kind: str = "vllm", create: bool = True) -> TrainJob:
+                  create: bool = True) -> TrainJob:
     """Check everything (options, benchmark x scoring, template, people, split vs B, few-shot,
     model, the run directory) and load the inputs; create the run directory last."""
     from prefixopt.benchmarks import load_split
@@ -72,7 +62,7 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     from prefixopt.train import check_inputs, validate
 
     validate(cfg)
-    check_engine(cfg.engine, engine_kind)
+    check_engine(cfg.engine)
     names = benchmark_names(cfg.task.benchmark)  # (M,)
     modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names}
     persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
@@ -95,16 +85,15 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     else:
         run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
     mode = modes[names[0]] if len(set(modes.values())) == 1 else modes
-    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None,
-                    engine_kind)
+    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None)
 
 
-def make_engine(kind: str, cfg: EngineConfig, *, people=None, seed: int = 0,
+def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
                 run_dir: str | Path | None = None) -> tuple[Any, float]:
     """(engine, seconds it took to start). vllm: the in-process vLLM engine. synthetic: the
     planted engine a simulate run recorded, else everyone at 0.5 (plumbing tests)."""
     t = time.perf_counter()
-    if kind == "synthetic":
+    if cfg.kind == "synthetic":
         planted = run_dir is not None and (Path(run_dir) / "config.json").is_file() and (
             "synthetic" in runs.read_config(run_dir))
         if planted or people is None:  # a simulate run's own engine (or why there is none)
@@ -161,7 +150,7 @@ def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
 
     cfg = job.cfg
     base = EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people, seed=cfg.seed,
-                      engine_kind=job.engine_kind, **options)
+                      **options)
     names = benchmark_names(cfg.task.benchmark)
     if len(names) == 1:
         return [base]

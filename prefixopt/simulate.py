@@ -222,7 +222,7 @@ def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, del
     scenario, train in `out` (a new run directory) or a temporary one, summarise."""
     from prefixopt import jobs
 
-    job = jobs.prepare_train(cfg, engine_kind="synthetic", create=False)
+    job = jobs.prepare_train(cfg, create=False)
     from prefixopt.iteration import benchmark_names
 
     scenario = scenario_for(job.people, planted_field, planted_people, delta, base_accuracy,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from prefixopt import jobs, runs
 from prefixopt.cli import app
-from prefixopt.config import TaskConfig, TrainConfig
+from prefixopt.config import EngineConfig, TaskConfig, TrainConfig
 from prefixopt.iteration import QuestionPlan, benchmark_names, stratify
 from prefixopt.policy import Policy
 
@@ -32,8 +32,9 @@ def test_stratify_splits_by_weight_with_one_each():
 
 def _plan_inputs(bench_dir, context=None, batch=12):
     cfg = TrainConfig(task=TaskConfig(benchmark="arc_easy,mmlu", data_dir=str(bench_dir)),
-                      batch_size=batch, samples_per_iteration=3, context=context)
-    job = jobs.prepare_train(cfg, engine_kind="synthetic", create=False)
+                      batch_size=batch, samples_per_iteration=3, context=context,
+                      engine=EngineConfig(kind="synthetic"))
+    job = jobs.prepare_train(cfg, create=False)
     return job, QuestionPlan(job.questions, ("arc_easy", "mmlu"), batch, (), context)
 
 
@@ -77,9 +78,10 @@ class CountingEngine:
 def test_one_engine_call_per_iteration_with_three_scoring_modes(bench_dir, tmp_path):
     cfg = TrainConfig(task=TaskConfig(benchmark=THREE, data_dir=str(bench_dir)),
                       train_split="test[:40]", batch_size=9, samples_per_iteration=3,
-                      iterations=2, context="benchmark", output_dir=str(tmp_path))
-    job = jobs.prepare_train(cfg, engine_kind="synthetic")
-    engine = CountingEngine(jobs.make_engine("synthetic", cfg.engine, people=job.people)[0])
+                      iterations=2, context="benchmark", output_dir=str(tmp_path),
+                      engine=EngineConfig(kind="synthetic"))
+    job = jobs.prepare_train(cfg)
+    engine = CountingEngine(jobs.make_engine(cfg.engine, people=job.people)[0])
     jobs.run_train(job, engine)
     assert len(engine.calls) == 2  # ONE call per iteration
     assert all(sorted(set(m)) == ["cloze", "generate", "letter"] for m in engine.calls)

@@ -77,11 +77,11 @@ def register(app: typer.Typer) -> None:
 
         cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
                            block_size=block_size)
-        check_engine(cfg, "vllm")  # the model and dtype, before any engine starts
+        check_engine(cfg)  # the model and dtype, before any engine starts
 
         def progress(step: str) -> None:
             if step == "engine start":  # every check inside run_bench has passed
-                header("bench", cfg, "vllm", None)
+                header("bench", cfg, None)
             err_console.print(f"[dim]bench:[/] {step}", highlight=False)
 
         with engine_output(None, verbose):

@@ -67,11 +67,11 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
             log_path.unlink(missing_ok=True)
 
 
-def header(command: str, cfg: EngineConfig, kind: str, run_dir: Path | None) -> None:
+def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
     """The one line before the engine starts: model, device, dtype (and why), run directory."""
     where = f", run {run_dir}" if run_dir is not None else ""
-    if kind != "vllm":
-        err_console.print(f"prefixopt {command}: {kind} engine (no LLM){where}", highlight=False,
+    if cfg.kind != "vllm":
+        err_console.print(f"prefixopt {command}: {cfg.kind} engine (no LLM){where}", highlight=False,
                           soft_wrap=True)
         return
     from prefixopt import device
@@ -87,15 +87,15 @@ def header(command: str, cfg: EngineConfig, kind: str, run_dir: Path | None) -> 
 
 
 @contextlib.contextmanager
-def engine_session(command: str, cfg: EngineConfig, kind: str, run_dir: Path | None,
+def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
                    verbose: bool = False, **engine_args: Any) -> Iterator[tuple[Any, float]]:
     """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s)."""
     from prefixopt import jobs
 
-    header(command, cfg, kind, run_dir)
-    if kind != "vllm":  # nothing to silence
-        yield jobs.make_engine(kind, cfg, run_dir=run_dir, **engine_args)
+    header(command, cfg, run_dir)
+    if cfg.kind != "vllm":  # nothing to silence
+        yield jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
         return
     log = Path(run_dir) / "engine.log" if run_dir is not None else None
     with engine_output(log, verbose):
-        yield jobs.make_engine(kind, cfg, run_dir=run_dir, **engine_args)
+        yield jobs.make_engine(cfg, run_dir=run_dir, **engine_args)

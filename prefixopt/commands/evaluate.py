@@ -66,12 +66,12 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
 
     cfg, run = eval_config(values)
     # every check (options, split, name, overlap, people, model) before the engine starts
-    jobs.check_engine(cfg.engine, cfg.engine_kind)
-    if cfg.engine_kind == "synthetic" and run is None:
+    jobs.check_engine(cfg.engine)
+    if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
     inputs = ev.eval_inputs(cfg, run)
     prefixes = ev.eval_prefixes(cfg, run, inputs.rng)
-    with engine_session("eval", cfg.engine, cfg.engine_kind, run,
+    with engine_session("eval", cfg.engine, run,
                         values["verbose"]) as (eng, start_s):
         result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
     result.timings["dtype"] = eng.info().get("dtype")
@@ -92,7 +92,7 @@ def eval_config(values: dict[str, Any]):
     options = {k: values[k] for k in ("eval_split", "num_questions", "top_k", "num_random",
                                       "handwritten", "allow_overlap", "bootstrap_samples",
                                       "seed", "output_dir", "run_name", "name", "overwrite")}
-    options.update(prompts=tuple(values["prompt"] or ()), engine_kind=values["engine"],
+    options.update(prompts=tuple(values["prompt"] or ()),
                    people_names=tuple(values["people"] or ()))
     if values["only_baseline"]:
         options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
@@ -104,6 +104,8 @@ def eval_config(values: dict[str, Any]):
     task = {k: values[k] for k in ("benchmark", "scoring", "prompt_format", "num_fewshot",
                                    "data_dir") if values[k] is not None}
     engine = {k: values[k] for k in ("model", "dtype") if values[k] is not None}
+    if values["engine"] is not None:  # default: the engine the run was trained on
+        engine["kind"] = values["engine"]
     cfg = replace(cfg, task=replace(cfg.task, **task), people=values["people_file"] or cfg.people,
                   engine=replace(cfg.engine, **engine))
     return cfg, run

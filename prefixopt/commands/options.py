@@ -117,7 +117,7 @@ def _eval_cmd(
     allow_overlap: Annotated[bool, typer.Option(help="Evaluate even if the split overlaps the run's training questions.")] = E.allow_overlap,
     bootstrap_samples: Annotated[int, typer.Option(help="Paired-bootstrap resamples.")] = E.bootstrap_samples,
     seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, bootstrap.")] = E.seed,
-    engine: Annotated[str, typer.Option(help="vllm, or synthetic for a `simulate` run.")] = E.engine_kind,
+    engine: Annotated[str | None, typer.Option(help="vllm | synthetic (default: the run's engine; vllm without a run)")] = None,
     model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
     scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the run's).")] = None,
     prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the run's).")] = None,

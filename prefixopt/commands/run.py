@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         if not jobs.needs_engine(job, ecfgs):  # trained and evaluated: only the report is left
             out = jobs.run_job(job, ecfgs, None, 0.0, None, stage)
         else:
-            with engine_session("run", job.cfg.engine, job.engine_kind, job.run_dir,
+            with engine_session("run", job.cfg.engine, job.run_dir,
                                 values["verbose"], people=job.people,
                                 seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:

@@ -106,13 +106,13 @@ def train_job(ctx: typer.Context, values: dict[str, Any]):
             fail(f"--resume continues a run as configured; drop --{changed[0].replace('_', '-')}"
                  " (only --iterations may change)")
         cfg = runs.read_train_config(resume)
-        if not given(ctx, "engine"):  # a synthetic run continues on the synthetic engine
-            engine = jobs.run_engine_kind(resume)
         if given(ctx, "iterations"):
             cfg = dataclasses.replace(cfg, iterations=values["iterations"])
     else:
         cfg = resolve_config(ctx, opts, values["config"])
-    return jobs.prepare_train(cfg, resume=resume, engine_kind=engine)
+    if given(ctx, "engine") or resume is None:  # a resumed run keeps the engine it was run on
+        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, kind=engine))
+    return jobs.prepare_train(cfg, resume=resume)
 
 
 def print_train(summary: dict[str, Any]) -> None:
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
 
         job = train_job(ctx, values)  # every check passes before the engine starts
         quiet = values["json_out"]
-        with engine_session("train", job.cfg.engine, job.engine_kind, job.run_dir,
+        with engine_session("train", job.cfg.engine, job.run_dir,
                             values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
             summary = {**jobs.run_train(job, eng, update), "engine_start_s": s,
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--budget must be >= 1 question evaluation (got {budget})")
         cfg = resolve_config(ctx, {k: v for k, v in values.items() if k in TRAIN_NAMES}, None)
         cfg = dataclasses.replace(cfg, run_name=None, engine=dataclasses.replace(
-            cfg.engine, model="synthetic"))
+            cfg.engine, kind="synthetic"))
         from prefixopt import simulate as sim
 
         iterations = max(1, budget // (cfg.samples_per_iteration * cfg.batch_size))
