@@ -54,6 +54,15 @@ def mass_by(people_probs_lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
     )
 
 
+def context_field_mass(people_frame: pl.DataFrame, context_probs, contexts) -> pl.LazyFrame:
+    """context x field probability mass of a contextual policy (context_probs (C, N), contexts
+    (C,) names): one row per (context, field) with mass, pool share and ratio."""
+    return pl.concat([
+        mass_by(people_probs(people_frame, probs), "field").with_columns(context=pl.lit(name))
+        for name, probs in zip(contexts, context_probs)
+    ]).sort(["context", "field"])
+
+
 def eval_prefixes(rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per prefix of an eval table, in evaluation order."""
     return (

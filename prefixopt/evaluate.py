@@ -18,7 +18,7 @@ import polars as pl
 from prefixopt import analysis, runs, stats
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
-from prefixopt.prefixes import Prefix, build_prefixes
+from prefixopt.prefixes import Prefix, build_prefixes, people_columns
 from prefixopt.records import Question
 
 
@@ -34,6 +34,7 @@ class EvalResult:
     contrasts: list[stats.Contrast]
     timings: dict[str, float] = field(default_factory=dict)
     overlap: int = 0  # eval questions the run also trained on (only with allow_overlap)
+    contexts: pl.DataFrame | None = None  # a contextual run: one row per context
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -144,9 +145,11 @@ def validate(cfg: EvalConfig) -> None:
     persona(cfg.task.prefix_template, "A. Person")  # a template without {name} is one line
 
 
-def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Generator):
+def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Generator,
+                  questions: Sequence[Question] = ()):
     """(prefixes, people, final probs, training rewards): the run's learned top-k, random and
-    named people, hand-written prompts. Needs the run's final checkpoint when top_k > 0."""
+    named people, hand-written prompts, and for a contextual run the contextual assignment of
+    `questions`. Needs the run's final checkpoint when top_k > 0."""
     people, probs, train = None, None, None
     if run_dir is not None and (cfg.top_k > 0 or cfg.num_random > 0 or cfg.people_names):
         people = runs.run_people(run_dir)
@@ -157,7 +160,13 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
         from prefixopt.people import load_people
 
         people = load_people(cfg.people)
-    return build_prefixes(cfg, people, probs, rng), people, probs, train
+    prefixes = build_prefixes(cfg, people, probs, rng)
+    if probs is not None and questions:
+        from prefixopt import contextual
+
+        found = contextual.assignment(run_dir, questions, people, cfg.task.prefix_template)
+        prefixes += [found[0]] if found else []
+    return prefixes, people, probs, train
 
 
 def evaluate(
@@ -173,7 +182,7 @@ def evaluate(
     Every check runs before the engine is built."""
     t0 = time.perf_counter()
     inputs = eval_inputs(cfg, run_dir)
-    prefixes = eval_prefixes(cfg, run_dir, inputs.rng)
+    prefixes = eval_prefixes(cfg, run_dir, inputs.rng, inputs.questions)
     load_s = time.perf_counter() - t0
     timings = {"load_s": load_s}
     if engine is None:
@@ -196,9 +205,14 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
     prefixes, people, probs, train = prefixes_etc
     t = time.perf_counter()
-    requests = prompts.build_grid(engine, [(p.person_id, p.system) for p in prefixes], questions,
-                                  scoring=mode, prompt_format=cfg.task.prompt_format,
-                                  fewshot=inputs.fewshot)  # person-major: P blocks of Q requests
+    fixed = [p for p in prefixes if not p.assignment]  # prefix_kind order: fixed ones first
+    prefixes = fixed + [p for p in prefixes if p.assignment]
+    render = {"scoring": mode, "prompt_format": cfg.task.prompt_format, "fewshot": inputs.fewshot}
+    requests = prompts.build_grid(engine, [(p.person_id, p.system) for p in fixed], questions,
+                                  **render)  # person-major: P blocks of Q requests
+    for p in prefixes[len(fixed):]:  # a contextual assignment: its own person per question
+        requests += [prompts.build_grid(engine, [head], [x], **render)[0]
+                     for head, x in zip(p.assignment, questions, strict=True)]
     timings["render_s"] = time.perf_counter() - t
     t = time.perf_counter()
     responses, answers = scoring.score(engine, requests, mode)  # ONE engine call, all prefixes
@@ -215,7 +229,8 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
         "prefix_index": np.repeat(np.arange(len(prefixes)), q),
         "prefix_kind": [p.kind for p in prefixes for _ in range(q)],
         "prefix": [p.label for p in prefixes for _ in range(q)],
-        "person_id": [p.person_id for p in prefixes for _ in range(q)],
+        "person_id": [pid for p in prefixes for pid in (
+            [a[0] for a in p.assignment] if p.assignment else [p.person_id] * q)],
         "question_id": [x.question_id for _ in prefixes for x in questions],
         "correct": [a.correct for a in answers],
         "parsed": [a.parsed for a in answers],
@@ -227,7 +242,7 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     # the statistics get their own Generator derived from the seed, so that `report` can
     # recompute exactly the same intervals and contrasts from the saved tables
     summary, groups = stats.summarise(rows, stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
-    summary = _add_people_columns(summary, prefixes, people, probs, train)
+    summary = people_columns(summary, prefixes, people, probs, train)
     summary = summary.with_columns(acc_norm=pl.Series(
         [None if acc_norm is None else float(acc_norm[i]) for i in summary["prefix_index"]],
         dtype=pl.Float64))
@@ -240,37 +255,17 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
         runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info()})
     runs.write_eval(run_dir, inputs.name, rows, summary)
+    contexts = None
+    if any(p.assignment for p in prefixes):
+        from prefixopt import contextual
+
+        contexts = contextual.per_context(rows, contextual.context_labels(run_dir, questions), questions,
+                                          stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
+        runs.write_parquet(Path(run_dir) / "eval" / f"{inputs.name}_contexts.parquet", contexts)
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
-                      rows, summary, groups, timings, inputs.overlap)
-
-
-def _add_people_columns(summary, prefixes, people, probs, train) -> pl.DataFrame:
-    """name/field/era of person prefixes, final probability, and for learned people the
-    training-time reward beside the held-out accuracy (the winner's-curse gap)."""
-    def col(values):
-        return [values(p) if p.row >= 0 and people is not None else None for p in prefixes]
-
-    out = summary.with_columns(
-        pl.Series("field", col(lambda p: people.fields[people.field_index[p.row]]), pl.String),
-        pl.Series("era", col(lambda p: people.eras[people.era_index[p.row]]), pl.String),
-        pl.Series("final_prob", [float(probs[p.row]) if probs is not None and p.row >= 0
-                                 else None for p in prefixes], pl.Float64),
-    )
-    if train is None:
-        return out.with_columns(train_reward=pl.lit(None, pl.Float64),
-                                times_sampled=pl.lit(None, pl.Int64),
-                                curse_gap=pl.lit(None, pl.Float64))
-    return (
-        out.join(train.select("person_id", "train_reward", "times_sampled"), on="person_id",
-                 how="left")
-        .with_columns(
-            pl.when(pl.col("prefix_kind") == "learned").then(pl.col(c)).alias(c)
-            for c in ("train_reward", "times_sampled"))
-        .with_columns(curse_gap=pl.col("train_reward") - pl.col("accuracy"))
-        .sort("prefix_index")
-    )
+                      rows, summary, groups, timings, inputs.overlap, contexts)
 
 
 def result_json(result: EvalResult) -> dict[str, Any]:
@@ -291,5 +286,6 @@ def result_json(result: EvalResult) -> dict[str, Any]:
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
         "engine_start_s": result.timings.get("engine_start_s"),
+        **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
         "dtype": result.timings.get("dtype"),
     }

@@ -145,3 +145,26 @@ def fig_field_mass_runs(table: pl.DataFrame, path: Path) -> Path:
 
 
 # --- the report -------------------------------------------------------------------------------
+
+
+def fig_context_field(mass: pl.DataFrame, path: Path, title: str) -> Path:
+    """Heat map, contexts (rows) x fields (columns), of each context's probability mass; a cell
+    is annotated with its mass when the map is small enough to read."""
+    plt = _plt()
+    wide = mass.pivot(on="field", index="context", values="mass").fill_null(0.0).sort("context")
+    fields = [c for c in wide.columns if c != "context"]
+    grid = wide.select(fields).to_numpy()  # (C, F)
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(fields) + 2),
+                                    max(2.5, 0.32 * len(grid) + 1.5)))
+    im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=max(grid.max(), 1e-9))
+    ax.set_xticks(range(len(fields)), fields, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(grid)), wide["context"].to_list(), fontsize=7 if len(grid) > 20
+                  else 9)
+    if grid.size <= 200:
+        for (i, j), v in np.ndenumerate(grid):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.6 * grid.max() else "black")
+    fig.colorbar(im, ax=ax, label="probability mass")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+

@@ -54,8 +54,6 @@ class QuestionPlan:
 
     def __init__(self, questions: Sequence[Question], names: Sequence[str], batch: int,
                  weights: Sequence[float] = (), context: str | None = None) -> None:
-        from prefixopt.benchmarks import get_task
-
         self.names = tuple(names)  # (M,)
         self.pools: dict[str, list[Question]] = {b: [] for b in self.names}
         for q in questions:
@@ -67,13 +65,7 @@ class QuestionPlan:
         if context not in (None, *CONTEXTS):
             raise PrefixoptError(f"--context {context!r} is not one of: {', '.join(CONTEXTS)}")
         self.context = context
-        if context == "benchmark":
-            labels = {q.question_id: q.benchmark for q in questions}
-        elif context == "subject":
-            labels = {q.question_id: get_task(q.benchmark).context(q) or NO_CONTEXT
-                      for q in questions}
-        else:
-            labels = {}
+        labels = {q.question_id: context_label(context, q) for q in questions} if context else {}
         self.context_names = tuple(sorted(set(labels.values()))) if context else ()
         index = {name: i for i, name in enumerate(self.context_names)}
         self._context = {qid: index[label] for qid, label in labels.items()}
@@ -105,6 +97,15 @@ class QuestionPlan:
 
     def context_name(self, group: Group) -> str | None:
         return None if group.context is None else self.context_names[group.context]
+
+
+def context_label(kind: str, q: Question) -> str:
+    """A question's context: its benchmark, or its Task's subject (NO_CONTEXT when none)."""
+    from prefixopt.benchmarks import get_task
+
+    if kind == "benchmark":
+        return q.benchmark
+    return get_task(q.benchmark).context(q) or NO_CONTEXT
 
 
 def advantages(scores: np.ndarray, benchmarks: Sequence[str], baseline

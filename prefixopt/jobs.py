@@ -225,7 +225,7 @@ def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: floa
             continue
         # the held-out questions again (same seed, same subsample), now against the answers
         inputs = evaluate.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
-        prefixes = evaluate.eval_prefixes(ecfg, job.run_dir, inputs.rng)
+        prefixes = evaluate.eval_prefixes(ecfg, job.run_dir, inputs.rng, inputs.questions)
         results.append(evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
                                                {"engine_start_s": engine_start_s}))
     stage("report")

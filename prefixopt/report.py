@@ -15,6 +15,7 @@ import polars as pl
 from prefixopt import analysis, runs, stats
 from prefixopt.errors import PrefixoptError
 from prefixopt.figures import (
+    fig_context_field,
     fig_eval,
     fig_field_mass_runs,
     fig_mass,
@@ -38,7 +39,9 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
     cfg = meta.get("config", {})
     data: dict[str, Any] = {"run_dir": run_dir, "id": run_dir.name, "meta": meta,
                             "benchmark": cfg.get("task", {}).get("benchmark", "?"),
-                            "model": cfg.get("engine", {}).get("model", "?")}
+                            "model": cfg.get("engine", {}).get("model", "?")
+                            if cfg.get("engine", {}).get("kind", "vllm") == "vllm" else
+                            cfg.get("engine", {}).get("kind")}
     iters = _try(runs.scan, run_dir, "iterations")
     data["curve"] = None if iters is None else analysis.training_curve(iters).collect()
     samples = _try(runs.scan, run_dir, "samples")
@@ -54,6 +57,10 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
                     field_mass=analysis.mass_by(pp, "field").collect(),
                     era_mass=analysis.mass_by(pp, "era").collect(), num_people=len(probs),
                     entropy=float(-np.sum(probs[probs > 0] * np.log(probs[probs > 0]))))
+        ckpt = runs.load_checkpoint(run_dir)
+        if "context_probs" in ckpt:  # a contextual run: where each context puts its mass
+            data["context_mass"] = analysis.context_field_mass(
+                people.frame, ckpt["context_probs"], meta.get("contexts", [])).collect()
     data["evals"] = [collect_eval(run_dir, name) for name in _eval_names(run_dir)]
     return data
 
@@ -87,6 +94,9 @@ def run_figures(d: dict[str, Any], out: Path, prefix: str = "") -> list[Path]:
                                    d["num_people"]))
         figs.append(fig_mass(d["field_mass"], d["era_mass"], out / f"{prefix}mass_by_field_era.png",
                              title))
+    if "context_mass" in d:
+        figs.append(fig_context_field(d["context_mass"], out / f"{prefix}context_field_mass.png",
+                                      f"Probability mass by context and field: {title}"))
     for e in d["evals"]:
         figs.append(fig_eval(e["summary"], out / f"{prefix}eval_{e['name']}.png",
                              f"Held-out evaluation {e['name']} ({e['n']} questions): {title}"))

@@ -185,6 +185,12 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
                      f"{d['top']['prob'][0]:.4f} (uniform would be {1 / d['num_people']:.6f}); "
                      f"policy entropy {d['entropy']:.3f} nats (uniform "
                      f"{math.log(d['num_people']):.3f}).")
+    if "context_mass" in d:
+        best = (d["context_mass"].sort("mass", descending=True)
+                .group_by("context", maintain_order=True).first().sort("context"))
+        lines.append("Contextual policy, each context's heaviest field: " + "; ".join(
+            f"{c}: {f} {m:.0%} ({r:.1f}x its pool share)" for c, f, m, r in
+            best.select("context", "field", "mass", "ratio").iter_rows()) + ".")
     lines.append("")
     for e in d["evals"]:
         s = e["summary"]

@@ -233,10 +233,13 @@ def contrasts(
 ) -> list[Contrast]:
     """learned vs none / random / hand-written: difference of group mean accuracies (Q-paired)."""
     kinds_arr = np.asarray(kinds)
-    group = {k: correct[kinds_arr == k] for k in ("learned", "none", "random", "handwritten")}
+    group = {k: correct[kinds_arr == k]
+             for k in ("learned", "none", "random", "handwritten", "contextual")}
+    group["top learned"] = group["learned"][:1]  # the global top person (contextual runs)
     out = []
     for a, b in (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
-                 ("random", "none"), ("handwritten", "none")):
+                 ("random", "none"), ("handwritten", "none"), ("contextual", "none"),
+                 ("contextual", "top learned")):
         if len(group[a]) and len(group[b]):
             out.append(group_contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples))
     return out

@@ -136,3 +136,47 @@ def test_contextual_run_resumes_exactly(bench_dir, tmp_path, monkeypatch):
         a, b = (runs.scan(tmp_path / n, table).collect().drop(
             ["generate_s", "wall_s", "host_s"], strict=False) for n in ("whole", "half"))
         assert a.equals(b), table
+
+
+def test_contextual_eval_gives_each_question_its_contexts_top_person(bench_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    from prefixopt.cli import main
+
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+    run = tmp_path / "ctx"
+    _simulate("--benchmark", "mmlu", "--planted-field", "Philosophy", "--context", "subject",
+              "--delta", "0.3", "--budget", "8000", "--seed", "2", "--out", str(run))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:  # the run's own (synthetic) engine by default
+        main(["eval", str(run), "--num-questions", "120", "--top-k", "2", "--num-random", "1",
+              "--bootstrap-samples", "300", "--json"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out  # the table, then the JSON
+    out = json.loads(printed[printed.index("{\n"):])
+    kinds = [p["prefix_kind"] for p in out["prefixes"]]
+    assert kinds.count("contextual") == 1 and kinds[-1] == "contextual"
+    names = {c["name"] for c in out["contrasts"]}
+    assert {"contextual vs none", "contextual vs top learned"} <= names
+    rows = runs.scan(run, f"eval/{out['eval']}").collect()
+    ctx_rows = rows.filter(pl.col("prefix_kind") == "contextual")
+    # every question's person is the top person of its subject's policy
+    meta, ckpt = runs.read_config(run), runs.load_checkpoint(run)
+    people = runs.run_people(run)
+    top = {c: int(people.person_id[ckpt["context_probs"][i].argmax()])
+           for i, c in enumerate(meta["contexts"])}
+    subject = {q: q.split("/")[2] for q in ctx_rows["question_id"]}  # mmlu/<split>/<subject>/k
+    assert all(pid == top[subject[q]] for q, pid in ctx_rows.select("question_id",
+                                                                    "person_id").iter_rows())
+    assert len(set(ctx_rows["person_id"])) > 1  # different subjects, different people
+    contexts = pl.DataFrame(out["contexts"])
+    assert contexts["n"].sum() == 120 and contexts.height == len(set(subject.values()))
+    assert contexts["p_holm"].min() >= contexts["p_value"].min()
+    # the report draws the context x field heat map from the checkpoint's context policies
+    from prefixopt.report import build_report, collect_run
+
+    report = build_report([run], None)
+    assert any(str(f).endswith("context_field_mass.png") for f in report["figures"])
+    mass = collect_run(run)["context_mass"]
+    sums = mass.group_by("context").agg(pl.col("mass").sum())["mass"].to_numpy()
+    np.testing.assert_allclose(sums, 1.0)
+    assert set(mass["context"]) == set(meta["contexts"])

@@ -70,7 +70,7 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
     if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
     inputs = ev.eval_inputs(cfg, run)
-    prefixes = ev.eval_prefixes(cfg, run, inputs.rng)
+    prefixes = ev.eval_prefixes(cfg, run, inputs.rng, inputs.questions)
     with engine_session("eval", cfg.engine, run,
                         values["verbose"]) as (eng, start_s):
         result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
