@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from prefixopt import analysis, runs, stats
+from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
 from prefixopt.prefixes import Prefix, build_prefixes, people_columns
@@ -82,6 +83,22 @@ class EvalInputs:
     fewshot: list[Question]
     rng: np.random.Generator  # after the question subsample; random people are drawn next
     overlap: int = 0
+
+
+def per_benchmark(cfg: EvalConfig) -> list[EvalConfig]:
+    """One evaluation per benchmark of a multi-benchmark config (named <benchmark>_<split...>,
+    so they sit side by side in one run's eval/), or the config itself."""
+    from prefixopt.iteration import benchmark_names
+
+    names = benchmark_names(cfg.task.benchmark)
+    if len(names) == 1:
+        return [cfg]
+    out = []
+    for b in names:
+        split = cfg.eval_split or get_task(b).eval_split
+        name = f"{b}_{cfg.name or eval_name(split, cfg.num_questions, cfg.seed)}"
+        out.append(replace(cfg, task=replace(cfg.task, benchmark=b), name=name))
+    return out
 
 
 def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
@@ -266,26 +283,3 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
                       rows, summary, groups, timings, inputs.overlap, contexts)
-
-
-def result_json(result: EvalResult) -> dict[str, Any]:
-    return {
-        "run_dir": str(result.run_dir),
-        "eval": result.name,
-        "split": result.split,
-        "benchmark": result.benchmark,
-        "num_questions": int(result.summary["n"][0]),
-        "overlap": result.overlap,
-        "prefixes": result.summary.drop("bootstrap_seed").to_dicts(),
-        "contrasts": [
-            {"name": c.name, "diff": c.diff, "low": c.low, "high": c.high,
-             "excludes_zero": c.excludes_zero, "n_a": c.n_a, "n_b": c.n_b}
-            for c in result.contrasts
-        ],
-        "any_learned_significant": bool(
-            result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
-        "timings": result.timings,
-        "engine_start_s": result.timings.get("engine_start_s"),
-        **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
-        "dtype": result.timings.get("dtype"),
-    }

@@ -145,21 +145,11 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None) -> dict[s
 def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
     """The evaluations of a training job: its engine, task and people, plus the eval options;
     one per benchmark of the run (named <benchmark>_<split...> when there are several)."""
-    from prefixopt.evaluate import eval_name
-    from prefixopt.iteration import benchmark_names
+    from prefixopt.evaluate import per_benchmark
 
     cfg = job.cfg
-    base = EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people, seed=cfg.seed,
-                      **options)
-    names = benchmark_names(cfg.task.benchmark)
-    if len(names) == 1:
-        return [base]
-    out = []
-    for b in names:
-        split = base.eval_split or get_task(b).eval_split
-        name = f"{b}_{base.name or eval_name(split, base.num_questions, base.seed)}"
-        out.append(replace(base, task=replace(cfg.task, benchmark=b), name=name))
-    return out
+    return per_benchmark(EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people,
+                                    seed=cfg.seed, **options))
 
 
 def check_eval_for(job: TrainJob, ecfg: EvalConfig):
@@ -209,7 +199,7 @@ def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: floa
     """`prefixopt run`: train (or finish training), evaluate on held-out questions (each eval
     whose tables exist is skipped: a resumed run picks up where it stopped), then the report;
     one engine throughout."""
-    from prefixopt import evaluate
+    from prefixopt import eval_summary, evaluate
     from prefixopt.report import build_report
 
     stage("train")
@@ -230,7 +220,9 @@ def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: floa
                                                {"engine_start_s": engine_start_s}))
     stage("report")
     report = build_report([job.run_dir], None)
-    evals = [evaluate.result_json(r) for r in results]
+    evals = [eval_summary.result_json(r) for r in results]
     return {"run_dir": str(job.run_dir), "train": summary,
             "eval": (evals[0] if len(ecfgs) == 1 else evals) if evals else {"skipped": True},
+            "pooled": [eval_summary.contrast_json(c) for c in eval_summary.pooled(results)]
+            if len(results) > 1 else None,
             "eval_results": results, "report": report, "engine_start_s": engine_start_s}

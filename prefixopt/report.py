@@ -62,6 +62,12 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
             data["context_mass"] = analysis.context_field_mass(
                 people.frame, ckpt["context_probs"], meta.get("contexts", [])).collect()
     data["evals"] = [collect_eval(run_dir, name) for name in _eval_names(run_dir)]
+    benchmarks = {e["summary"]["benchmark"][0] for e in data["evals"]}
+    if len(benchmarks) > 1:  # one eval per benchmark of a multi-benchmark run: pool them too
+        first = data["evals"][0]["summary"]
+        data["pooled"] = stats.pooled_contrasts(
+            [e["rows"] for e in data["evals"]], stats.stats_rng(int(first["bootstrap_seed"][0])),
+            int(first["bootstrap_samples"][0]))
     return data
 
 
@@ -79,7 +85,7 @@ def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
     _, contrasts = stats.summarise(rows, stats.stats_rng(seed), n_boot)
     kinds = analysis.kind_accuracy(rows.lazy()).collect()
     return {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
-            "kinds": kinds, "n": int(summary["n"][0])}
+            "kinds": kinds, "n": int(summary["n"][0]), "rows": rows}
 
 
 # --- figures ----------------------------------------------------------------------------------

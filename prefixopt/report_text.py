@@ -192,6 +192,11 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
             f"{c}: {f} {m:.0%} ({r:.1f}x its pool share)" for c, f, m, r in
             best.select("context", "field", "mass", "ratio").iter_rows()) + ".")
     lines.append("")
+    if d.get("pooled"):
+        lines += ["### All benchmarks pooled", "", ("Each evaluation's questions together (per "
+                  "question the mean of each group; paired bootstrap over all questions):"), ""]
+        lines += [f"- {c.name}: {pts(c.diff)} points, 95% CI [{pts(c.low)}, {pts(c.high)}]: "
+                  f"{verdict(c)}." for c in d["pooled"]] + [""]
     for e in d["evals"]:
         s = e["summary"]
         lines += [f"### Held-out evaluation {e['name']} ({e['n']} questions)", "",

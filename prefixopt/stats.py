@@ -243,3 +243,25 @@ def contrasts(
         if len(group[a]) and len(group[b]):
             out.append(group_contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples))
     return out
+
+
+def pooled_contrasts(evals: Sequence[pl.DataFrame], rng: np.random.Generator,
+                     num_samples: int) -> list[Contrast]:
+    """The group contrasts over the questions of several evaluations together (a run trained on
+    several benchmarks, one eval each): per question the mean correctness of each group, then
+    a paired bootstrap over all questions. Groups missing from an eval are left out."""
+    per_kind: dict[str, list[np.ndarray]] = {}
+    for rows in evals:
+        meta, correct = correct_matrix(rows.lazy())  # (P,), (P, Q)
+        kinds = np.asarray(meta["prefix_kind"].to_list())
+        for kind in set(kinds):
+            per_kind.setdefault(kind, []).append(correct[kinds == kind].mean(axis=0))  # (Q,)
+    whole = {k: np.concatenate(v) for k, v in per_kind.items() if len(v) == len(evals)}
+    out = []
+    for a, b in (("learned", "none"), ("learned", "random"), ("random", "none"),
+                 ("handwritten", "none"), ("contextual", "none")):
+        if a in whole and b in whole:
+            out.append(group_contrast(f"pooled {a} vs {b}", whole[a], whole[b], rng,
+                                      num_samples))
+    return out
+

@@ -180,3 +180,39 @@ def test_contextual_eval_gives_each_question_its_contexts_top_person(bench_dir, 
     sums = mass.group_by("context").agg(pl.col("mass").sum())["mass"].to_numpy()
     np.testing.assert_allclose(sums, 1.0)
     assert set(mass["context"]) == set(meta["contexts"])
+
+
+def test_multi_benchmark_eval_is_per_benchmark_and_pooled(bench_dir, tmp_path, monkeypatch,
+                                                          capsys):
+    from prefixopt import stats
+    from prefixopt.cli import main
+    from prefixopt.report import collect_run
+
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+    run = tmp_path / "two"
+    _simulate("--benchmark", "arc_easy,mmlu", "--planted-field", "Science", "--budget", "3000",
+              "--seed", "4", "--out", str(run))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(run), "--num-questions", "40", "--top-k", "2", "--num-random", "2",
+              "--bootstrap-samples", "200", "--json"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.index("{\n"):])
+    assert [e["benchmark"] for e in out["evals"]] == ["arc_easy", "mmlu"]
+    assert [e["eval"] for e in out["evals"]] == ["arc_easy_test_n40_seed0",
+                                                "mmlu_test_n40_seed0"]
+    pooled = {c["name"]: c for c in out["pooled"]}
+    # the pooled learned-vs-none difference, recomputed directly from the two eval tables
+    diffs = []
+    for e in out["evals"]:
+        rows = runs.scan(run, f"eval/{e['eval']}").collect()
+        q = rows.group_by("prefix_kind", "question_id").agg(pl.col("correct").mean())
+        w = q.pivot(on="prefix_kind", index="question_id", values="correct")
+        diffs.append((w["learned"] - w["none"]).to_numpy())
+    assert pooled["pooled learned vs none"]["diff"] == pytest.approx(
+        np.concatenate(diffs).mean())
+    assert pooled["pooled learned vs none"]["n_a"] == 1  # one pooled group row
+    report = collect_run(run)
+    assert [c.name for c in report["pooled"]][0] == "pooled learned vs none"
+    assert isinstance(report["pooled"][0], stats.Contrast)

@@ -61,23 +61,32 @@ def print_eval(result) -> None:
 @with_options(EVAL_CMD)
 def eval_(ctx: typer.Context, **values: Any) -> None:
     """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
+    from prefixopt import eval_summary, jobs
     from prefixopt import evaluate as ev
-    from prefixopt import jobs
 
     cfg, run = eval_config(values)
     # every check (options, split, name, overlap, people, model) before the engine starts
     jobs.check_engine(cfg.engine)
     if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
-    inputs = ev.eval_inputs(cfg, run)
-    prefixes = ev.eval_prefixes(cfg, run, inputs.rng, inputs.questions)
-    with engine_session("eval", cfg.engine, run,
-                        values["verbose"]) as (eng, start_s):
-        result = ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
-    result.timings["dtype"] = eng.info().get("dtype")
-    print_eval(result)
+    prepared = []  # one eval per benchmark of the run (one for a single-benchmark run)
+    for one in ev.per_benchmark(cfg):
+        inputs = ev.eval_inputs(one, run)
+        prepared.append((inputs, ev.eval_prefixes(one, run, inputs.rng, inputs.questions)))
+    with engine_session("eval", cfg.engine, run, values["verbose"]) as (eng, start_s):
+        results = [ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
+                   for inputs, prefixes in prepared]
+    for result in results:
+        result.timings["dtype"] = eng.info().get("dtype")
+        print_eval(result)
+    pooled = eval_summary.pooled(results) if len(results) > 1 else []
+    for c in pooled:
+        out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
+                          f"[{_pct(c.low, True)}, {_pct(c.high, True)}]")
     if values["json_out"]:
-        print_json(ev.result_json(result))
+        print_json(eval_summary.result_json(results[0]) if len(results) == 1 else {
+            "evals": [eval_summary.result_json(r) for r in results],
+            "pooled": [eval_summary.contrast_json(c) for c in pooled]})
 
 
 def eval_config(values: dict[str, Any]):

@@ -1,0 +1,44 @@
+"""What an evaluation reports beyond its tables: the `--json` summary of one eval, and for a
+run on several benchmarks the group contrasts pooled over every benchmark's questions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from prefixopt import stats
+from prefixopt.evaluate import EvalResult
+
+
+def pooled(results: list[EvalResult]) -> list[stats.Contrast]:
+    """The group contrasts over every benchmark's questions together (stats.pooled_contrasts),
+    with the first eval's seed and bootstrap size."""
+    cfg_seed = int(results[0].summary["bootstrap_seed"][0])
+    n = int(results[0].summary["bootstrap_samples"][0])
+    return stats.pooled_contrasts([r.rows for r in results], stats.stats_rng(cfg_seed), n)
+
+
+def contrast_json(c: stats.Contrast) -> dict[str, Any]:
+    return {"name": c.name, "diff": c.diff, "low": c.low, "high": c.high,
+            "excludes_zero": c.excludes_zero, "n_a": c.n_a, "n_b": c.n_b}
+
+
+def result_json(result: EvalResult) -> dict[str, Any]:
+    return {
+        "run_dir": str(result.run_dir),
+        "eval": result.name,
+        "split": result.split,
+        "benchmark": result.benchmark,
+        "num_questions": int(result.summary["n"][0]),
+        "overlap": result.overlap,
+        "prefixes": result.summary.drop("bootstrap_seed").to_dicts(),
+        "contrasts": [contrast_json(c) for c in result.contrasts],
+        "any_learned_significant": bool(
+            result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
+        "timings": result.timings,
+        "engine_start_s": result.timings.get("engine_start_s"),
+        **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
+        "dtype": result.timings.get("dtype"),
+    }
