@@ -22,9 +22,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefixopt.commands import bench, data, evaluate, run, train
+    from prefixopt.commands import bench, data, evaluate, run, study, train
 
-    for module in (data, train, run, evaluate, bench):
+    for module in (data, train, run, evaluate, study, bench):
         module.register(app)
 
 

@@ -134,12 +134,14 @@ def synthetic_engine_for_run(run_dir: str | Path):
                            int(syn.get("seed", meta.get("config", {}).get("seed", 0))))
 
 
-def run_train(job: TrainJob, engine, progress: Callable | None = None) -> dict[str, Any]:
-    """The training loop on a prepared job."""
+def run_train(job: TrainJob, engine, progress: Callable | None = None,
+              extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The training loop on a prepared job. extra_meta goes into config.json (a study records
+    its planted scenario there, so eval and resume rebuild the same synthetic engine)."""
     from prefixopt.train import train
 
     return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
-                 resume=job.resume, fewshot=job.fewshot)
+                 resume=job.resume, fewshot=job.fewshot, extra_meta=extra_meta)
 
 
 def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
@@ -194,16 +196,18 @@ def needs_engine(job: TrainJob, ecfgs: list[EvalConfig]) -> bool:
 
 
 def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: float,
-            progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None
-            ) -> dict[str, Any]:
+            progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None,
+            *, extra_meta: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
     """`prefixopt run`: train (or finish training), evaluate on held-out questions (each eval
     whose tables exist is skipped: a resumed run picks up where it stopped), then the report;
-    one engine throughout."""
+    one engine throughout. extra_meta: see run_train; report=False leaves the run's report out
+    (a study writes one report for all its runs)."""
     from prefixopt import eval_summary, evaluate
     from prefixopt.report import build_report
 
     stage("train")
-    summary = run_train(job, engine, progress) if not train_done(job) else {"skipped": True}
+    summary = (run_train(job, engine, progress, extra_meta) if not train_done(job)
+               else {"skipped": True})
     summary["engine_start_s"] = engine_start_s
     if summary.get("interrupted"):
         return {"run_dir": str(job.run_dir), "train": summary, "eval": None, "report": None,
@@ -219,7 +223,7 @@ def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: floa
         results.append(evaluate.score_prefixes(inputs, prefixes, job.run_dir, engine,
                                                {"engine_start_s": engine_start_s}))
     stage("report")
-    report = build_report([job.run_dir], None)
+    report = build_report([job.run_dir], None) if report else None
     evals = [eval_summary.result_json(r) for r in results]
     return {"run_dir": str(job.run_dir), "train": summary,
             "eval": (evals[0] if len(ecfgs) == 1 else evals) if evals else {"skipped": True},

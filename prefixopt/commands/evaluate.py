@@ -121,17 +121,22 @@ def eval_config(values: dict[str, Any]):
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
+    runs: Annotated[list[Path], typer.Argument(help="One or more run directories, or a study directory.")],
     out: Annotated[Path | None, typer.Option(help="Output directory (default: "
                                                 "RUN/report/ for one run).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
 ) -> None:
-    """Figures and a summary page for one or several runs."""
+    """Figures and a summary page for one or several runs, or for a study directory."""
     from prefixopt import report as rp
 
     if len(runs) > 1 and out is None:
         fail("several runs: give --out DIR for the comparison report")
-    result = rp.build_report(runs, out)
+    if len(runs) == 1 and (runs[0] / "manifest.json").is_file():  # a `prefixopt study` dir
+        from prefixopt.study_report import build_study_report
+
+        result = build_study_report(runs[0], out)
+    else:
+        result = rp.build_report(runs, out)
     err_console.print(f"report: {result['report_md']}", highlight=False)
     for fig in result["figures"]:
         err_console.print(f"  figure: {fig}", highlight=False)

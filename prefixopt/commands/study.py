@@ -1,0 +1,99 @@
+"""`prefixopt study SPEC.toml [--resume] [--json]`: the spec -> a checked plan (every cell,
+eval and the planted scenario, before any engine) -> study.run_study with one engine per model
+(vLLM's output in studies/<name>/engine.log) -> a progress bar over every cell's iterations
+and the cells' statuses; `--json` lists every cell with its run directory and status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prefixopt.commands.common import err_console, out_console, print_json
+
+
+def study(
+    spec: Annotated[Path, typer.Argument(help="The study spec (TOML; see README 'Studies').")],
+    resume: Annotated[bool, typer.Option(help="Continue the study: done cells are skipped, a half-done cell resumes exactly.")] = False,
+    output_dir: Annotated[str | None, typer.Option(help="Where studies/<name>/ goes (default: the spec's output_dir, else studies).")] = None,
+    data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark data directory (unless the spec's [train] sets data_dir).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch logging (default: studies/<name>/engine.log).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last: every cell with its run directory and status.")] = False,
+) -> None:
+    """Grids of runs: models x benchmarks x budgets x seeds x learner options, one engine per
+    model, then one study report (transfer matrix, budget curves, distributions)."""
+    from prefixopt import study as st
+    from prefixopt.study_spec import load_spec
+
+    cfg = load_spec(spec)
+    if output_dir is not None:
+        cfg = dataclasses.replace(cfg, output_dir=output_dir)
+    if data_dir is not None and "data_dir" not in cfg.train:
+        cfg = dataclasses.replace(cfg, train={**cfg.train, "data_dir": data_dir})
+    plan = st.prepare(cfg, resume=resume)  # every check before any engine
+    if not json_out:
+        err_console.print(f"study {cfg.name}: {len(plan.cells)} cells -> {plan.study_dir}/",
+                          highlight=False)
+    session = None if cfg.engine == "synthetic" else _vllm_session(verbose)
+    with _progress(plan, json_out) as (progress, stage):
+        out = st.run_study(plan, session=session, progress=progress, stage=stage)
+    if json_out:
+        print_json(out)
+        return
+    for c in out["cells"]:
+        out_console.print(f"{c['status']:>11}  {c['id']}  {c['run_dir']}", highlight=False)
+    if out["report"] is not None:
+        out_console.print(f"report: {out['report']['report_md']}", highlight=False)
+    else:
+        err_console.print(f"stopped; continue with: prefixopt study {spec} --resume",
+                          highlight=False)
+    err_console.print(f"{out['wall_s']:.1f} s; engine start per model: "
+                      + ", ".join(f"{m} {s:.1f} s" for m, s in out["engine_start_s"].items()),
+                      highlight=False)
+
+
+def _vllm_session(verbose: bool):
+    from prefixopt.commands.enginelog import engine_session
+
+    def session(plan, ecfg):
+        return engine_session("study", ecfg, plan.study_dir, verbose)
+
+    return session
+
+
+@contextlib.contextmanager
+def _progress(plan, quiet: bool):
+    """One bar over every cell's iterations; the description names the cell and its stage."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if quiet:
+        yield (None, None)
+        return
+    done_before: dict[str, int] = {}
+    total = 0
+    for c in plan.cells:
+        done_before[c.id] = total
+        total += c.cfg.iterations
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=err_console, transient=False) as bar:
+        task = bar.add_task("study", total=total)
+
+        def progress(cell: str, stats: dict[str, Any]) -> None:
+            bar.update(task, completed=done_before[cell] + stats["iteration"] + 1,
+                       description=f"{cell} train")
+
+        def stage(cell: str, name: str) -> None:
+            bar.update(task, description=f"{cell} {name}")
+            if name == "train":  # a skipped or finished training still counts
+                bar.update(task, completed=done_before[cell])
+
+        yield progress, stage
+        bar.update(task, completed=total, description="study report")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study)

@@ -1,0 +1,240 @@
+"""`prefixopt study SPEC.toml`: a grid of runs (study_spec.py) under studies/<name>/runs/<cell>,
+each a normal run directory (train -> own evals -> transfer evals `transfer_<benchmark>`), with
+ONE engine per model reused by every run and eval of that model, a manifest.json recording each
+cell's status after every change, `--resume` (done cells skipped, a half-done cell resumed
+exactly by jobs.run_job) and one study report at the end (study_report.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefixopt import jobs, runs
+from prefixopt.benchmarks import get_task
+from prefixopt.config import EngineConfig, EvalConfig
+from prefixopt.errors import PrefixoptError
+from prefixopt.study_spec import Cell, StudyConfig, cells, spec_dict
+
+STATUSES = ("pending", "running", "done", "failed", "interrupted")
+
+
+@dataclass
+class StudyPlan:
+    """A study whose every cell is checked and loaded; only the engines are missing."""
+
+    spec: StudyConfig
+    study_dir: Path
+    cells: list[Cell]
+    jobs: dict[str, jobs.TrainJob]  # cell id -> job
+    evals: dict[str, dict[str, EvalConfig]]  # cell id -> {evaluated-on benchmark: eval}
+    scenario: Any = None  # simulate.Scenario of a synthetic study
+    meta: dict[str, Any] | None = None  # its config.json entry (simulate.scenario_meta)
+
+
+def manifest_path(study_dir: Path) -> Path:
+    return Path(study_dir) / "manifest.json"
+
+
+def read_manifest(study_dir: str | Path) -> dict[str, Any]:
+    import json
+
+    path = manifest_path(Path(study_dir))
+    if not path.is_file():
+        raise PrefixoptError(f"{study_dir} is not a study directory (no manifest.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(study_dir: Path, manifest: dict[str, Any]) -> None:
+    import json
+
+    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    runs.write_text(manifest_path(study_dir), json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def cell_evals(spec: StudyConfig, job: jobs.TrainJob) -> dict[str, EvalConfig]:
+    """The run's own evals (one per trained benchmark) and, with transfer on, `transfer_<b>`
+    on every other benchmark of the matrix. Every run is evaluated with the study's eval seed,
+    so all runs answer the same held-out questions and a matrix row pools its seeds question
+    by question."""
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.eval.items()
+            if k != "seed"}
+    # eval_configs_for seeds the evals with the run's seed: give it the study's instead
+    seeded = dataclasses.replace(job, cfg=dataclasses.replace(job.cfg, seed=spec.eval_seed))
+    out = {e.task.benchmark: e for e in jobs.eval_configs_for(seeded, **opts)}
+    base = next(iter(out.values()))
+    for b in spec.eval_benchmarks():
+        if b not in out:  # a scoring the target does not allow falls back to its default
+            scoring = job.cfg.task.scoring if job.cfg.task.scoring in get_task(b).scorings else None
+            out[b] = dataclasses.replace(base, name=f"transfer_{b}", eval_split=None,
+                                         task=dataclasses.replace(job.cfg.task, benchmark=b,
+                                                                  scoring=scoring))
+    return out
+
+
+def prepare(spec: StudyConfig, *, resume: bool = False) -> StudyPlan:
+    """Check every cell (jobs.prepare_train, the evals' checks, the planted scenario) and the
+    study directory against --resume, before any engine; create nothing."""
+    study_dir = Path(spec.output_dir) / spec.name
+    if manifest_path(study_dir).is_file() and not resume:
+        raise PrefixoptError(f"study {study_dir} exists; continue it with --resume, or give "
+                             "the spec another name")
+    if resume:
+        old = read_manifest(study_dir)["spec"]
+        new = spec_dict(spec)
+        changed = sorted(k for k in new if k != "output_dir" and old.get(k) != new[k])
+        if changed:
+            raise PrefixoptError(f"--resume: the spec differs from the one {study_dir} was "
+                                 f"started with ({', '.join(changed)}); give it another name")
+    syn = spec.synthetic
+    grid = cells(spec, int(syn.get("seed", 0)))
+    plan_jobs, evals = {}, {}
+    for cell in grid:
+        run_dir = study_dir / "runs" / cell.id
+        again = run_dir if (run_dir / "config.json").is_file() else None
+        job = jobs.prepare_train(cell.cfg, resume=again, create=False)
+        plan_jobs[cell.id] = job
+        evals[cell.id] = cell_evals(spec, job)
+        for ecfg in evals[cell.id].values():
+            jobs.check_eval_for(job, ecfg)
+    plan = StudyPlan(spec, study_dir, grid, plan_jobs, evals)
+    if spec.engine == "synthetic":
+        _plant(plan)
+    return plan
+
+
+def _plant(plan: StudyPlan) -> None:
+    """The study's planted scenario (simulate's scenarios) over the runs' one people table."""
+    from prefixopt import simulate
+
+    syn, people = plan.spec.synthetic, next(iter(plan.jobs.values())).people
+    if len({j.people.fingerprint for j in plan.jobs.values()}) > 1:
+        raise PrefixoptError("a synthetic study plants one scenario: every cell needs the same "
+                             "people table (no people or exclude_* axis)")
+    base, delta = float(syn.get("base_accuracy", 0.5)), float(syn.get("delta", 0.1))
+    if not 0 < base < 1 or not 0 < base + delta < 1:
+        raise PrefixoptError(f"[synthetic] base_accuracy {base} + delta {delta} must stay "
+                             "inside (0, 1)")
+    seed = int(syn.get("seed", 0))
+    plan.scenario = simulate.scenario_for(
+        people, list(syn.get("planted_field", [])) or None, syn.get("planted_people"), delta,
+        base, seed, plan.spec.all_benchmarks())
+    plan.meta = simulate.scenario_meta(plan.scenario, people, base,
+                                       float(syn.get("difficulty_sd", 1.0)), seed)
+
+
+def build_engine(plan: StudyPlan, ecfg: EngineConfig) -> tuple[Any, float]:
+    """(engine, start seconds) for one model: the planted SyntheticEngine of a synthetic study
+    (what jobs.synthetic_engine_for_run rebuilds from each run's config.json), else
+    jobs.make_engine."""
+    if ecfg.kind != "synthetic":
+        return jobs.make_engine(ecfg)
+    from prefixopt.synthetic import SyntheticEngine
+
+    t = time.perf_counter()
+    syn = plan.meta["synthetic"]
+    people = next(iter(plan.jobs.values())).people
+    engine = SyntheticEngine(people, plan.scenario.engine_accuracy(), syn["base_accuracy"],
+                             syn["difficulty_sd"], syn["seed"])
+    return engine, time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def default_session(plan: StudyPlan, ecfg: EngineConfig) -> Iterator[tuple[Any, float]]:
+    yield build_engine(plan, ecfg)
+
+
+def new_manifest(plan: StudyPlan) -> dict[str, Any]:
+    old = {}
+    if manifest_path(plan.study_dir).is_file():
+        old = {c["id"]: c for c in read_manifest(plan.study_dir)["cells"]}
+    rows = []
+    for c in plan.cells:
+        status = old.get(c.id, {}).get("status", "pending")
+        rows.append({"id": c.id, "group": c.group, "model": c.model, "benchmark": c.benchmark,
+                     "budget": c.budget, "seed": c.seed, "options": c.options,
+                     "iterations": c.cfg.iterations, "run_dir": f"runs/{c.id}",
+                     "status": status, "evals": {b: _eval_name(e) for b, e in
+                                                 plan.evals[c.id].items()}})
+    return {"name": plan.spec.name, "spec": spec_dict(plan.spec), "cells": rows,
+            "engine_start_s": {}}
+
+
+def _eval_name(ecfg: EvalConfig) -> str:
+    from prefixopt.evaluate import eval_name
+
+    split = ecfg.eval_split or get_task(ecfg.task.benchmark).eval_split
+    return ecfg.name or eval_name(split, ecfg.num_questions, ecfg.seed)
+
+
+def run_study(plan: StudyPlan, *, session: Callable | None = None,
+              progress: Callable[[str, dict], None] | None = None,
+              stage: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Every cell not yet done, grouped by engine (one per model, built only if one of its
+    cells needs it), then the study report. session(plan, EngineConfig) is a context manager
+    yielding (engine, start_s); the CLI's routes vLLM's output to studies/<name>/engine.log."""
+    from prefixopt.study_report import build_study_report
+
+    t0 = time.perf_counter()
+    session = session or default_session
+    manifest = new_manifest(plan)
+    row = {r["id"]: r for r in manifest["cells"]}
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(plan.study_dir, manifest)
+    by_engine: dict[EngineConfig, list[Cell]] = {}
+    for c in plan.cells:
+        by_engine.setdefault(c.cfg.engine, []).append(c)
+    for ecfg, group in by_engine.items():
+        todo = [c for c in group if row[c.id]["status"] != "done"]
+        if not todo:
+            continue
+        with session(plan, ecfg) as (engine, start_s):
+            manifest["engine_start_s"][ecfg.model] = start_s
+            for c in todo:
+                if not _run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage):
+                    return summary(plan, manifest, None, time.perf_counter() - t0)
+    report = build_study_report(plan.study_dir)
+    return summary(plan, manifest, report, time.perf_counter() - t0)
+
+
+def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str, Any], engine,
+              start_s: float, progress, stage) -> bool:
+    """One cell on its model's engine; False when training was interrupted (Ctrl-C)."""
+    job, ecfgs = plan.jobs[c.id], list(plan.evals[c.id].values())
+    row.update(status="running", error=None)
+    write_manifest(plan.study_dir, manifest)
+    t = time.perf_counter()
+    try:
+        out = jobs.run_job(job, ecfgs, engine, start_s,
+                           (lambda s: progress(c.id, s)) if progress else None,
+                           (lambda s: stage(c.id, s)) if stage else (lambda s: None),
+                           extra_meta=plan.meta, report=False)
+    except BaseException as exc:  # recorded, then raised: a killed study resumes from here
+        row.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                   error=f"{type(exc).__name__}: {exc}"[:500])
+        write_manifest(plan.study_dir, manifest)
+        raise
+    if out["train"].get("interrupted"):
+        row["status"] = "interrupted"
+        write_manifest(plan.study_dir, manifest)
+        return False
+    row.update(status="done", wall_s=time.perf_counter() - t)
+    write_manifest(plan.study_dir, manifest)
+    return True
+
+
+def summary(plan: StudyPlan, manifest: dict[str, Any], report: dict | None,
+            wall_s: float) -> dict[str, Any]:
+    """The --json payload: every cell with its run directory and status, the report."""
+    cells_out = [{**r, "run_dir": str(plan.study_dir / r["run_dir"])}
+                 for r in manifest["cells"]]
+    counts = {s: sum(r["status"] == s for r in cells_out) for s in STATUSES}
+    return {"study": plan.spec.name, "study_dir": str(plan.study_dir),
+            "manifest": str(manifest_path(plan.study_dir)), "cells": cells_out,
+            "counts": counts, "complete": counts["done"] == len(cells_out),
+            "engine_start_s": manifest["engine_start_s"], "report": report, "wall_s": wall_s}

@@ -1,0 +1,219 @@
+"""`prefixopt study` on the synthetic engine: the JSON lists every cell with its run directory
+and status; one engine per model; a study killed in its third cell and resumed gives the same
+tables as an uninterrupted one; the transfer matrix equals a direct computation from the eval
+tables; `prefixopt report STUDY_DIR` writes report.md and its figures; spec errors are one line.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from prefixopt import cli, runs, stats, study
+from prefixopt.cli import app
+
+TIMING = ["generate_s", "wall_s", "host_s"]
+SPEC = """
+name = "{name}"
+engine = "synthetic"
+output_dir = "{out}"
+
+[grid]
+models = {models}
+benchmarks = ["arc_easy", "mmlu"]
+budgets = {budgets}
+seeds = [0, 1]
+
+[train]
+samples_per_iteration = 4
+batch_size = 8
+
+[eval]
+num_questions = 30
+top_k = 2
+num_random = 1
+bootstrap_samples = 200
+seed = 0
+
+[synthetic]
+planted_field = ["arc_easy=Science", "mmlu=Philosophy"]
+delta = 0.3
+"""
+
+
+@pytest.fixture(autouse=True)
+def _data(bench_dir, monkeypatch):
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+
+
+def _spec(tmp_path: Path, name: str = "s", models: str = '["smollm2-135m"]',
+          budgets: str = "[64, 128]", extra: str = "") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPEC.format(name=name, out=tmp_path / "studies", models=models,
+                                budgets=budgets) + extra)
+    return path
+
+
+def _study(*args: str) -> dict:
+    result = CliRunner().invoke(app, ["study", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def _fails(capsys, *args: str) -> str:
+    """A bad study command: exit status 2 and ONE error line on stderr (returned)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["study", *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("error:") == 1, err
+    return err
+
+
+def _tables(study_dir: Path) -> dict[str, pl.DataFrame]:
+    """Every run's tables (timing columns dropped), its evals, and the study report's."""
+    out = {}
+    for run in sorted((study_dir / "runs").iterdir()):
+        for t in runs.PART_TABLES:
+            out[f"{run.name}/{t}"] = runs.scan(run, t).collect().drop(TIMING, strict=False)
+        for f in sorted((run / "eval").glob("*.parquet")):
+            out[f"{run.name}/eval/{f.stem}"] = pl.read_parquet(f)
+    for f in sorted((study_dir / "report").glob("*.parquet")):
+        out[f"report/{f.stem}"] = pl.read_parquet(f)
+    return out
+
+
+def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, monkeypatch,
+                                                                   capsys):
+    whole = _study(str(_spec(tmp_path, "whole")))
+    assert whole["complete"] and len(whole["cells"]) == 8  # 2 benchmarks x 2 budgets x 2 seeds
+    for c in whole["cells"]:
+        assert c["status"] == "done" and Path(c["run_dir"]).is_dir()
+        assert Path(c["run_dir"]).name == c["id"]
+        assert (Path(c["run_dir"]) / "eval" / f"{c['evals']['mmlu']}.parquet").is_file()
+    assert whole["cells"][0]["id"] == "smollm2-135m__arc_easy__b64__s0"
+    assert whole["cells"][0]["evals"] == {"arc_easy": "test_n30_seed0", "mmlu": "transfer_mmlu"}
+
+    # the engine dies in the third cell's third iteration: cells 1-2 make 2 train + 2 eval calls
+    real = study.build_engine
+
+    class Dying:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def run(self, requests, mode, **kw):
+            self.calls += 1
+            if self.calls == 4 + 4 + 3:
+                raise RuntimeError("killed")
+            return self.inner.run(requests, mode, **kw)
+
+    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (
+        Dying(real(plan, ecfg)[0]), 0.0))
+    spec = _spec(tmp_path, "half")
+    killed = CliRunner().invoke(app, ["study", str(spec), "--json"])
+    assert killed.exit_code != 0 and isinstance(killed.exception, RuntimeError)
+    manifest = study.read_manifest(tmp_path / "studies" / "half")
+    assert [c["status"] for c in manifest["cells"]] == ["done", "done", "failed"] + ["pending"] * 5
+    third = tmp_path / "studies" / "half" / manifest["cells"][2]["run_dir"]
+    assert len(list((third / "iterations").glob("*.parquet"))) == 2  # half of its 4
+
+    monkeypatch.setattr(study, "build_engine", real)
+    assert "--resume" in _fails(capsys, str(spec))  # the study exists: refused without it
+    changed = _spec(tmp_path, "half", budgets="[64, 256]")
+    assert "differs" in _fails(capsys, str(changed), "--resume")
+    spec = _spec(tmp_path, "half")
+    resumed = _study(str(spec), "--resume")
+    assert resumed["complete"]
+    a, b = _tables(tmp_path / "studies" / "whole"), _tables(tmp_path / "studies" / "half")
+    assert a.keys() == b.keys() and "report/transfer" in a
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def test_one_engine_per_model_and_the_transfer_matrix_by_hand(tmp_path, monkeypatch):
+    calls = []
+    real = study.build_engine
+
+    def counting(plan, ecfg):
+        calls.append(ecfg.model)
+        return real(plan, ecfg)
+
+    monkeypatch.setattr(study, "build_engine", counting)
+    out = _study(str(_spec(tmp_path, models='["model-a", "model-b"]', budgets="[64]")))
+    assert calls == ["model-a", "model-b"] and len(out["cells"]) == 8
+    assert {c["model"] for c in out["cells"]} == {"model-a", "model-b"}
+    for c in out["cells"]:  # each run rebuilds the study's planted engine from config.json
+        meta = runs.read_config(c["run_dir"])
+        assert meta["synthetic"]["planted_person_ids_by_benchmark"].keys() == {"arc_easy",
+                                                                              "mmlu"}
+        assert meta["config"]["engine"]["kind"] == "synthetic"
+
+    study_dir = Path(out["study_dir"])
+    transfer = pl.read_parquet(study_dir / "report" / "transfer.parquet")
+    assert len(transfer) == 4 * 2  # (2 models x 2 benchmarks) rows x 2 evaluated-on columns
+    for r in transfer.iter_rows(named=True):
+        cells = [c for c in out["cells"] if c["group"] == r["trained_on"]]
+        learned, none = [], []
+        for c in cells:
+            rows = pl.read_parquet(Path(c["run_dir"]) / "eval" / f"{r['eval']}.parquet")
+            wide = (rows.filter(pl.col("prefix_kind").is_in(["learned", "none"]))
+                    .sort("question_id").pivot(on="prefix_index", index="question_id",
+                                               values="correct"))
+            kinds = dict(zip(rows["prefix_index"], rows["prefix_kind"]))
+            for col in wide.columns[1:]:
+                (learned if kinds[int(col)] == "learned" else none).append(wide[col].to_numpy())
+        a, b = np.array(learned, float), np.array(none, float)  # (R*k, Q), (R, Q)
+        assert r["runs"] == 2 and r["questions"] == 30 and len(a) == 4
+        assert r["diff"] == pytest.approx((a.mean(axis=0) - b.mean(axis=0)).mean())
+        assert r["learned_acc"] == pytest.approx(a.mean()) and r["none_acc"] == b.mean()
+        c = stats.group_contrast("x", a, b, stats.stats_rng(0), 200)
+        assert (r["low"], r["high"]) == pytest.approx((c.low, c.high))
+        assert r["significant"] == (not c.low <= 0 <= c.high)
+        assert r["own"] == (r["evaluated_on"] == r["benchmark"])
+
+    # report on the study directory: the same tables, report.md and figures that are PNGs
+    rep = CliRunner().invoke(app, ["report", str(study_dir), "--json"])
+    assert rep.exit_code == 0, rep.output
+    result = json.loads(rep.stdout[rep.stdout.index("{"):])
+    assert pl.read_parquet(result["tables"]["transfer"]).equals(transfer)
+    text = Path(result["report_md"]).read_text()
+    assert "## Transfer matrix" in text and "## Budget curves" in text
+    names = {Path(f).name for f in result["figures"]}
+    assert {"transfer_matrix.png", "learned_vs_none.png", "field_mass.png",
+            "distribution_matrices.png"} <= names
+    for f in result["figures"]:
+        assert Path(f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({Path(f).name})" in text
+    jsd = pl.read_parquet(study_dir / "report" / "jsd.parquet")
+    assert jsd.columns == ["group", *jsd["group"].to_list()]
+    assert np.allclose(jsd.drop("group").to_numpy(), jsd.drop("group").to_numpy().T)
+
+
+def test_spec_errors_are_one_line_before_any_engine(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study, "build_engine", lambda *a: pytest.fail("engine built"))
+    cases = {
+        "[grid]\nbogus = [1]\n": "unknown",
+        "[train]\nseed = 3\n": "valid:",
+        "[transfer]\nenabled = true\nbenchmarks = ['gsm8k', 'nope']\n": "nope",
+    }
+    for i, (extra, needle) in enumerate(cases.items()):
+        spec = _spec(tmp_path, f"bad{i}")
+        text = spec.read_text()
+        if extra.startswith("[grid]"):
+            text = text.replace("seeds = [0, 1]", "seeds = [0, 1]\nbogus = [1]")
+        elif extra.startswith("[train]"):
+            text = text.replace("batch_size = 8", "batch_size = 8\nseed = 3")
+        else:
+            text += extra
+        spec.write_text(text)
+        assert needle in _fails(capsys, str(spec))
+    small = _spec(tmp_path, "tiny", budgets="[16]")  # less than one K x B = 32 iteration
+    assert "less than one iteration" in _fails(capsys, str(small))
+    assert not (tmp_path / "studies").exists()  # nothing created
