@@ -38,6 +38,7 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         "any_learned_significant": bool(
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
+        "persona_placement": result.persona_placement,
         "engine_start_s": result.timings.get("engine_start_s"),
         **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
         "dtype": result.timings.get("dtype"),

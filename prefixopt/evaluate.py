@@ -36,6 +36,7 @@ class EvalResult:
     timings: dict[str, float] = field(default_factory=dict)
     overlap: int = 0  # eval questions the run also trained on (only with allow_overlap)
     contexts: pl.DataFrame | None = None  # a contextual run: one row per context
+    persona_placement: str = "system"  # system | user (no system role) | paragraph (harness)
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -218,6 +219,8 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     """All prefixes x questions in ONE engine call, the statistics, the tables written."""
     from prefixopt import prompts, scoring
 
+    placement = (prompts.persona_placement(engine) if inputs.cfg.task.prompt_format == "chat"
+                 else "paragraph")
     t0 = time.perf_counter()
     cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
     prefixes, people, probs, train = prefixes_etc
@@ -270,7 +273,8 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
 
     if run_dir is None:
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
-        runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info()})
+        runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info(),
+                                         "persona_placement": placement})
     runs.write_eval(run_dir, inputs.name, rows, summary)
     contexts = None
     if any(p.assignment for p in prefixes):
@@ -282,4 +286,4 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
-                      rows, summary, groups, timings, inputs.overlap, contexts)
+                      rows, summary, groups, timings, inputs.overlap, contexts, placement)

@@ -1,7 +1,9 @@
 """Persona prefixes and the person-major K x B prompt grid. Chat format: persona = system
 message, user = optional few-shot block + the question, through the model's own chat template
-(engine.render_chat). Harness format: lm-evaluation-harness prompts without a chat template
-(a persona, if any, is a first paragraph). Pure: no I/O beyond the benchmark loader.
+(engine.render_chat); a template without a system role (one that raises on it, Gemma style,
+or drops it silently) gets the persona as the first paragraph of the user turn instead, so a
+persona is never lost (`persona_placement`). Harness format: lm-evaluation-harness prompts
+without a chat template (a persona, if any, is a first paragraph). No I/O beyond the loader.
 """
 
 from __future__ import annotations
@@ -17,6 +19,28 @@ from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question, Request
 
 _SENTINEL = "\x00PREFIXOPT-USER\x00"
+_PERSONA_SENTINEL = "PREFIXOPT-PERSONA-CHECK-7F3A"
+PLACEMENTS = ("system", "user")
+
+
+def persona_placement(engine: object) -> str:
+    """Where this engine's chat template puts a persona: "system" when a sentinel system message
+    appears in the rendered prompt; "user" when the template raises on a system role or renders
+    without it (lm-evaluation-harness silently loses the system message there: its issues
+    #2069 and #3076). Checked once per engine."""
+    cached = getattr(engine, "_prefixopt_persona_placement", None)
+    if cached is not None:
+        return cached
+    try:
+        text = engine.render_chat(_PERSONA_SENTINEL, "Which is larger, 2 or 3?")
+        placement = "system" if _PERSONA_SENTINEL in text else "user"
+    except Exception:  # noqa: BLE001 - jinja raises its own errors for "no system role"
+        placement = "user"
+    try:
+        engine._prefixopt_persona_placement = placement
+    except AttributeError:  # an engine with __slots__: check again next time
+        pass
+    return placement
 
 
 def persona(template: str, name: str) -> str:
@@ -36,8 +60,21 @@ class _ChatSplicer:
         self.engine = engine
         self.parts: dict[str | None, tuple[str, str]] = {}
         self.verified: dict[str, bool] = {}
+        # persona into the user turn? known from an earlier check, else from the first render
+        # of a system message (no extra template call)
+        self.fold = getattr(engine, "_prefixopt_persona_placement", None) == "user"
 
     def __call__(self, system: str | None, user: str) -> str:
+        if system is not None and not self.fold and system not in self.parts:
+            try:
+                head, _, tail = self.engine.render_chat(system, _SENTINEL).partition(_SENTINEL)
+                self.fold = system.strip() not in head  # rendered without it: dropped
+            except Exception:  # noqa: BLE001 - a template that refuses a system role
+                self.fold = True
+            if not self.fold:
+                self.parts[system] = (head, tail)
+        if self.fold and system is not None:
+            system, user = None, f"{system}\n\n{user}"
         if system not in self.parts:
             head, _, tail = self.engine.render_chat(system, _SENTINEL).partition(_SENTINEL)
             self.parts[system] = (head, tail)

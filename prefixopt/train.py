@@ -137,7 +137,7 @@ def train(
     into config.json beside the run's own entries (simulate records its planted scenario);
     a resumed run keeps the entries it was started with."""
     from prefixopt.iteration import QuestionPlan, advantages, benchmark_names
-    from prefixopt.prompts import build_grid, persona
+    from prefixopt.prompts import build_grid, persona, persona_placement
     from prefixopt.scoring import resolve_scoring, score
 
     run_dir = Path(run_dir)
@@ -162,6 +162,10 @@ def train(
         "data_fingerprint": questions_fingerprint(questions),
         "num_questions": len(questions),
         "scoring": mode,
+        # where the persona went: the system message, or the user turn of a template without
+        # a system role; the harness format puts it first in the prompt
+        "persona_placement": persona_placement(engine) if cfg.task.prompt_format == "chat"
+        else "paragraph",
         **({"contexts": list(plan.context_names)} if plan.context else {}),
         **(extra_meta or {}),
     }

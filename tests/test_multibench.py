@@ -99,6 +99,7 @@ def test_one_engine_call_per_iteration_with_three_scoring_modes(bench_dir, tmp_p
     assert iters["num_prompts"].to_list() == [27, 27]
     ckpt = runs.load_checkpoint(job.run_dir)
     assert ckpt["context_probs"].shape == (3, len(job.people.person_id))
+    assert runs.read_config(job.run_dir)["persona_placement"] == "system"
 
 
 def _simulate(*args):

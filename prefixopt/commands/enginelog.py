@@ -98,4 +98,16 @@ def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
         return
     log = Path(run_dir) / "engine.log" if run_dir is not None else None
     with engine_output(log, verbose):
-        yield jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        engine, start_s = jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        placement_note(engine)
+        yield engine, start_s
+
+
+def placement_note(engine: Any) -> None:
+    """Say once when the chat template has no system role (the persona then opens the user
+    turn; config.json records it as persona_placement)."""
+    from prefixopt.prompts import persona_placement
+
+    if persona_placement(engine) == "user":
+        err_console.print("note: this model's chat template has no system role; the persona "
+                          "goes first in the user turn instead", highlight=False)
