@@ -42,8 +42,9 @@ def verdicts(t: pl.DataFrame) -> list[str]:
                     f"{'better' if r['diff'] > 0 else 'worse'} than no prefix")
                    if r["significant"] else "no evidence of a difference (the interval "
                    "includes 0)")
-        lines.append(f"- {r['model']}, trained on {r['benchmark']}, evaluated on "
-                     f"{r['evaluated_on']} ({r['runs']} runs x {r['questions']} questions): "
+        lines.append(f"- {r['model']}, trained on {r['benchmark']} ({r['trained_on']}), "
+                     f"evaluated on {r['evaluated_on']} ({r['runs']} runs x {r['questions']} "
+                     "questions): "
                      f"learned {pts(r['learned_acc'], False)}% vs none "
                      f"{pts(r['none_acc'], False)}%, difference {_cell(r)}: {verdict}.")
     return lines or ["- no own-benchmark evaluation yet."]
@@ -67,7 +68,8 @@ def study_md(manifest: dict[str, Any], tables: dict[str, pl.DataFrame], figs: li
              f"engine {spec['engine']}; models {', '.join(spec['models'])}; benchmarks "
              f"{', '.join(spec['benchmarks'])}; budgets {', '.join(map(str, spec['budgets']))} "
              f"question evaluations; seeds {', '.join(map(str, spec['seeds']))}"
-             + "".join(f"; {k} {v}" for k, v in spec["options"]) + f". {done} of {len(cells)} "
+             + "".join(f"; {k} {', '.join(map(str, v))}" for k, v in spec["options"])
+             + f". {done} of {len(cells)} "
              "cells done (manifest.json)."
              + (f" Planted scenario: {_scenario(syn)}." if spec["engine"] == "synthetic"
                 else ""), "",

@@ -217,3 +217,42 @@ def test_spec_errors_are_one_line_before_any_engine(tmp_path, monkeypatch, capsy
     small = _spec(tmp_path, "tiny", budgets="[16]")  # less than one K x B = 32 iteration
     assert "less than one iteration" in _fails(capsys, str(small))
     assert not (tmp_path / "studies").exists()  # nothing created
+
+
+def test_grid_axes_ids_and_evals_of_a_plan(tmp_path):
+    from prefixopt.study_spec import load_spec
+
+    spec = _spec(tmp_path, "axes", budgets="[64]")
+    text = spec.read_text().replace('benchmarks = ["arc_easy", "mmlu"]',
+                                    'benchmarks = ["arc_easy,mmlu", "mmlu"]')
+    spec.write_text(text.replace("seeds = [0, 1]", "seeds = [0]\nlearning_rate = [0.05, 0.1]"))
+    plan = study.prepare(load_spec(spec))  # checks and loads; creates nothing
+    assert not (tmp_path / "studies").exists()
+    ids = [c.id for c in plan.cells]
+    assert ids == ["smollm2-135m__arc_easy+mmlu__b64__s0__learning_rate-0.05",
+                   "smollm2-135m__arc_easy+mmlu__b64__s0__learning_rate-0.1",
+                   "smollm2-135m__mmlu__b64__s0__learning_rate-0.05",
+                   "smollm2-135m__mmlu__b64__s0__learning_rate-0.1"]
+    cell = plan.cells[1]
+    assert cell.cfg.learning_rate == 0.1 and cell.cfg.iterations == 2  # 64 // (4 x 8)
+    assert cell.cfg.task.benchmark == "arc_easy,mmlu" and cell.cfg.engine.kind == "synthetic"
+    assert cell.group == "smollm2-135m__arc_easy+mmlu__learning_rate-0.1"
+    # a multi-benchmark run evaluates each of its benchmarks; the mmlu run transfers to arc
+    names = {c.id: {b: study._eval_name(e) for b, e in plan.evals[c.id].items()}
+             for c in plan.cells}
+    assert names[cell.id] == {"arc_easy": "arc_easy_test_n30_seed0",
+                              "mmlu": "mmlu_test_n30_seed0"}
+    assert names[plan.cells[2].id] == {
+        "mmlu": "test_n30_seed0", "arc_easy": "transfer_arc_easy"}
+    assert all(e.seed == 0 and e.num_questions == 30 for ev in plan.evals.values()
+               for e in ev.values())  # every run: the same held-out questions
+
+
+def test_example_specs_parse():
+    from prefixopt.study_spec import cells, load_spec
+
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+    assert examples
+    for path in examples:
+        spec = load_spec(path)
+        assert cells(spec) and spec.name

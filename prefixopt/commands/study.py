@@ -43,9 +43,16 @@ def study(
         out = st.run_study(plan, session=session, progress=progress, stage=stage)
     if json_out:
         print_json(out)
-        return
+    else:
+        _print(out, spec)
+    if not out["complete"]:  # stopped by Ctrl-C: the manifest says where
+        raise typer.Exit(130)
+
+
+def _print(out: dict[str, Any], spec: Path) -> None:
     for c in out["cells"]:
-        out_console.print(f"{c['status']:>11}  {c['id']}  {c['run_dir']}", highlight=False)
+        out_console.print(f"{c['status']:>11}  {c['id']}  {c['run_dir']}", highlight=False,
+                          soft_wrap=True)
     if out["report"] is not None:
         out_console.print(f"report: {out['report']['report_md']}", highlight=False)
     else:
