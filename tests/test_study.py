@@ -178,6 +178,17 @@ def test_one_engine_per_model_and_the_transfer_matrix_by_hand(tmp_path, monkeypa
         assert r["significant"] == (not c.low <= 0 <= c.high)
         assert r["own"] == (r["evaluated_on"] == r["benchmark"])
 
+    budget = pl.read_parquet(study_dir / "report" / "budget.parquet")
+    people = runs.run_people(out["cells"][0]["run_dir"]).frame  # one table for the study
+    for r in budget.iter_rows(named=True):  # planted mass: the final policy's mass, by hand
+        masses = []
+        for c in (c for c in out["cells"] if c["group"] == r["group"]):
+            ids = runs.read_config(c["run_dir"])["synthetic"][
+                "planted_person_ids_by_benchmark"][c["benchmark"]]
+            with_probs = people.with_columns(prob=runs.final_probs(c["run_dir"]))
+            masses.append(with_probs.filter(pl.col("person_id").is_in(ids))["prob"].sum())
+        assert r["planted_mass"] == pytest.approx(np.mean(masses)) and r["seeds"] == 2
+
     # report on the study directory: the same tables, report.md and figures that are PNGs
     rep = CliRunner().invoke(app, ["report", str(study_dir), "--json"])
     assert rep.exit_code == 0, rep.output
@@ -256,3 +267,35 @@ def test_example_specs_parse():
     for path in examples:
         spec = load_spec(path)
         assert cells(spec) and spec.name
+
+
+def test_ctrl_c_stops_after_the_iteration_and_resume_finishes(tmp_path, monkeypatch):
+    import signal
+
+    real = study.build_engine
+
+    class CtrlC:  # the first Ctrl-C lets the iteration finish, then the study stops
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def run(self, requests, mode, **kw):
+            self.calls += 1
+            if self.calls == 1:
+                signal.raise_signal(signal.SIGINT)
+            return self.inner.run(requests, mode, **kw)
+
+    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (CtrlC(real(plan, ecfg)[0]),
+                                                                   0.0))
+    spec = _spec(tmp_path, "ctrl", budgets="[64]")
+    stopped = CliRunner().invoke(app, ["study", str(spec), "--json"])
+    assert stopped.exit_code == 130, stopped.output
+    out = json.loads(stopped.stdout[stopped.stdout.index("{"):])
+    assert [c["status"] for c in out["cells"]] == ["interrupted"] + ["pending"] * 3
+    assert out["report"] is None and not out["complete"]
+    first = Path(out["cells"][0]["run_dir"])
+    assert len(list((first / "iterations").glob("*.parquet"))) == 1  # its iteration was kept
+    monkeypatch.setattr(study, "build_engine", real)
+    assert _study(str(spec), "--resume")["complete"]

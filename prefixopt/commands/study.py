@@ -66,7 +66,7 @@ def _print(out: dict[str, Any], spec: Path) -> None:
 def _vllm_session(verbose: bool):
     from prefixopt.commands.enginelog import engine_session
 
-    def session(plan, ecfg):
+    def session(plan, ecfg) -> contextlib.AbstractContextManager:
         return engine_session("study", ecfg, plan.study_dir, verbose)
 
     return session
