@@ -39,6 +39,8 @@ def result_json(result: EvalResult) -> dict[str, Any]:
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,
         "persona_placement": result.persona_placement,
+        **result.ceilings,  # oracle_ceiling, oracle_ceiling_learned/_random, oracle_k
+        "ensemble": result.ensemble,
         "engine_start_s": result.timings.get("engine_start_s"),
         **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
         "dtype": result.timings.get("dtype"),

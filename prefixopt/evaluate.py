@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, runs, stats
+from prefixopt import analysis, robustness, runs, stats
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
@@ -37,6 +37,8 @@ class EvalResult:
     overlap: int = 0  # eval questions the run also trained on (only with allow_overlap)
     contexts: pl.DataFrame | None = None  # a contextual run: one row per context
     persona_placement: str = "system"  # system | user (no system role) | paragraph (harness)
+    ceilings: dict[str, Any] = field(default_factory=dict)  # robustness.oracle_ceilings
+    ensemble: dict[str, Any] | None = None  # robustness.ensemble: top person + no prefix
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -258,7 +260,11 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
         "gold": [a.gold for a in answers],
         "margin": [a.margin for a in answers],
         "rule": [a.rule for a in answers],
-    }, schema_overrides={"prefix_index": pl.Int64, "person_id": pl.Int64, "pred": pl.String})
+        "confidence": [a.confidence for a in answers],
+        # questions that share a subject / passage (the Task's context): clustered intervals
+        "cluster": [get_task(x.benchmark).context(x) for _ in prefixes for x in questions],
+    }, schema_overrides={"prefix_index": pl.Int64, "person_id": pl.Int64, "pred": pl.String,
+                         "cluster": pl.String})
     # the statistics get their own Generator derived from the seed, so that `report` can
     # recompute exactly the same intervals and contrasts from the saved tables
     summary, groups = stats.summarise(rows, stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
@@ -269,6 +275,9 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     summary = summary.with_columns(bootstrap_seed=pl.lit(cfg.seed, pl.Int64),
                                    bootstrap_samples=pl.lit(cfg.bootstrap_samples, pl.Int64),
                                    split=pl.lit(inputs.split), benchmark=pl.lit(cfg.task.benchmark))
+    meta, correct = stats.correct_matrix(rows.lazy())  # (P,), (P, Q)
+    ceilings = robustness.oracle_ceilings(meta["prefix_kind"].to_numpy(), correct)
+    ensemble = robustness.ensemble(rows, stats.stats_rng(cfg.seed + 1), cfg.bootstrap_samples)
     timings["stats_s"] = time.perf_counter() - t
 
     if run_dir is None:
@@ -286,4 +295,5 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
-                      rows, summary, groups, timings, inputs.overlap, contexts, placement)
+                      rows, summary, groups, timings, inputs.overlap, contexts, placement,
+                      ceilings, ensemble)

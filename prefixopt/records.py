@@ -61,3 +61,4 @@ class Answer:
     gold: str
     margin: float = math.nan  # gold log-prob minus best other (letter/cloze); nan for generate
     rule: str = ""  # which extraction rule matched ("strict", "flexible", "argmax", "none")
+    confidence: float = math.nan  # top-1 minus top-2 log-prob, gold not used; nan for generate

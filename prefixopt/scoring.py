@@ -64,11 +64,13 @@ def _argmax_answer(scores: Sequence[float], labels: Sequence[str], gold: str) ->
         return Answer(False, False, None, gold, math.nan, "none")
     best = max(range(len(scores)), key=scores.__getitem__)
     pred = labels[best]
-    margin = math.nan
+    margin = confidence = math.nan
     if gold in labels and len(scores) > 1:
         g = labels.index(gold)
         margin = scores[g] - max(s for i, s in enumerate(scores) if i != g)
-    return Answer(pred == gold, True, pred, gold, margin, "argmax")
+    if len(scores) > 1:  # how sure the model is of its own pick (what an ensemble may use)
+        confidence = scores[best] - max(s for i, s in enumerate(scores) if i != best)
+    return Answer(pred == gold, True, pred, gold, margin, "argmax", confidence)
 
 
 def judge(request: Request, response: Response, mode: str) -> Answer:

@@ -194,6 +194,15 @@ def correct_matrix(rows: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray]:
     return meta.drop("questions"), correct
 
 
+def question_clusters(rows: pl.DataFrame) -> np.ndarray | None:
+    """(Q,) cluster label per question in correct_matrix's column order (sorted question ids),
+    or None when the questions do not cluster (no `cluster` column, or all null)."""
+    if "cluster" not in rows.columns or rows["cluster"].null_count() == len(rows):
+        return None
+    per_q = rows.select("question_id", "cluster").unique("question_id").sort("question_id")
+    return per_q["cluster"].fill_null("-").to_numpy()
+
+
 def stats_rng(seed: int) -> np.random.Generator:
     """The bootstrap's Generator for an eval with this seed (eval and report share it)."""
     return np.random.default_rng([seed, 1])
@@ -211,6 +220,19 @@ def summarise(
     none = correct[kinds.index("none")]  # (Q,)
     comps = [compare_to_none(c, none, rng, num_samples) for c in correct]
     pvals = np.array([math.nan if k == "none" else c.p_value for k, c in zip(kinds, comps)])
+    clusters = question_clusters(rows)  # (Q,) or None
+    extra = []
+    if clusters is not None:  # questions that share a subject: whole clusters resampled, and
+        from prefixopt.robustness import cluster_bootstrap  # the decision uses these
+
+        boot = [cluster_bootstrap(c.astype(float) - none, clusters, rng, num_samples)
+                for c in correct]
+        pvals_cluster = np.array([math.nan if k == "none" else b[2]
+                                  for k, b in zip(kinds, boot)])
+        extra = [pl.Series("diff_low_cluster", [b[0] for b in boot]),
+                 pl.Series("diff_high_cluster", [b[1] for b in boot]),
+                 pl.Series("p_cluster", pvals_cluster)]
+        pvals = np.fmax(pvals, pvals_cluster)  # the more cautious of McNemar and clustered
     p_holm = holm(pvals)  # across every prefix compared with none
     summary = meta.with_columns(
         pl.Series("n", [c.n for c in comps]),
@@ -221,7 +243,9 @@ def summarise(
         pl.Series("diff_vs_none", [c.diff for c in comps]),
         pl.Series("diff_low", [c.diff_low for c in comps]),
         pl.Series("diff_high", [c.diff_high for c in comps]),
-        pl.Series("p_value", pvals),
+        pl.Series("p_value", [math.nan if k == "none" else c.p_value
+                              for k, c in zip(kinds, comps)]),
+        *extra,
         pl.Series("p_holm", p_holm),
         pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < ALPHA),
     )

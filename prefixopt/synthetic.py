@@ -118,10 +118,11 @@ class SyntheticEngine:
             n = len(req.continuations) or len(req.letters) or len(q.labels)
             gold = q.gold_index
             logprobs = [-3.0] * n
-            if good:
-                logprobs[gold] = -1.0  # gold highest iff correct; margin +1
-            else:
-                logprobs[gold], logprobs[(gold + 1) % n] = -2.0, -1.0  # margin -1
+            # gold highest iff correct: margin +1 or -1. The runner-up is 1 below the pick
+            # either way, so the model's confidence (top-1 minus top-2) says nothing about
+            # correctness, as an ensemble that reads it must not be handed the answer
+            other = (gold + 1) % n
+            logprobs[gold], logprobs[other] = (-1.0, -2.0) if good else (-2.0, -1.0)
             out.append(Response(logprobs=tuple(logprobs), prompt_tokens=tokens,
                                 output_tokens=1 if m == "letter" else 0))
         return out

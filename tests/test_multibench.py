@@ -215,5 +215,5 @@ def test_multi_benchmark_eval_is_per_benchmark_and_pooled(bench_dir, tmp_path, m
         np.concatenate(diffs).mean())
     assert pooled["pooled learned vs none"]["n_a"] == 1  # one pooled group row
     report = collect_run(run)
-    assert [c.name for c in report["pooled"]][0] == "pooled learned vs none"
+    assert report["pooled"][0].name == "pooled learned vs none"
     assert isinstance(report["pooled"][0], stats.Contrast)

@@ -27,18 +27,26 @@ def _p(x: float | None) -> str:
 
 
 def eval_table(result) -> Table:
+    clustered = "diff_low_cluster" in result.summary.columns
     table = Table(title=f"{result.benchmark} {result.split}: {result.summary['n'][0]} questions "
-                  "(accuracy and differences in points; p: exact McNemar vs none; p_holm: Holm)")
-    for col in ("prefix", "kind", "accuracy", "95% CI", "diff vs none", "95% CI", "p",
-                "p_holm", "significant"):
+                  "(accuracy and differences in points; p: exact McNemar vs none"
+                  + ("; clustered: questions resampled by subject, and p_holm uses the larger "
+                     "of the two p" if clustered else "") + "; p_holm: Holm)")
+    cols = ("prefix", "kind", "accuracy", "95% CI", "diff vs none", "95% CI",
+            *(("clustered 95% CI",) if clustered else ()), "p", "p_holm", "significant")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("prefix", "kind") else "right")
     for r in result.summary.iter_rows(named=True):
         none = r["prefix_kind"] == "none"
+
+        def ci(lo: str, hi: str, r=r, none=none) -> str:
+            return "" if none else f"[{_pct(r[lo], True)}, {_pct(r[hi], True)}]"
+
         table.add_row(
             r["prefix"][:48], r["prefix_kind"], _pct(r["accuracy"]),
             f"[{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]",
-            "" if none else _pct(r["diff_vs_none"], True),
-            "" if none else f"[{_pct(r['diff_low'], True)}, {_pct(r['diff_high'], True)}]",
+            "" if none else _pct(r["diff_vs_none"], True), ci("diff_low", "diff_high"),
+            *((ci("diff_low_cluster", "diff_high_cluster"),) if clustered else ()),
             "" if none else _p(r["p_value"]), "" if none else _p(r["p_holm"]),
             "" if none else ("[bold green]yes[/]" if r["significant"] else "no"),
         )
@@ -52,6 +60,20 @@ def print_eval(result) -> None:
         out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
                           f"[{_pct(c.low, True)}, {_pct(c.high, True)}]"
                           + (" (excludes 0)" if c.excludes_zero else " (includes 0)"))
+    c = result.ceilings
+    if c:
+        out_console.print(
+            f"oracle ceiling (some prefix right): {_pct(c['oracle_ceiling'])}% of questions; "
+            f"no prefix + {c['oracle_k']} learned: {_pct(c['oracle_ceiling_learned'])}%, "
+            f"+ {c['oracle_k']} random: {_pct(c['oracle_ceiling_random'])}% (what noise gives)",
+            highlight=False)
+    e = result.ensemble
+    if e:
+        out_console.print(
+            f"ensemble {e['persona']} + no prefix (more confident answer; persona used on "
+            f"{_pct(e['persona_share'])}%): {_pct(e['accuracy'])}, {_pct(e['diff_vs_none'], True)}"
+            f" vs none [{_pct(e['diff_low'], True)}, {_pct(e['diff_high'], True)}]",
+            highlight=False)
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()
                         if isinstance(v, float))
     err_console.print(f"wrote {result.run_dir}/eval/{result.name}.parquet (+ _summary); "

@@ -1,0 +1,78 @@
+"""What an evaluation shows beyond each prefix's difference from no prefix: the oracle ceiling
+(the share of questions some evaluated prefix gets right, beside the same ceiling for as many
+random people: what noise alone gives), a persona + no-prefix ensemble (per question the more
+confident answer), and cluster-bootstrap intervals for questions that share a subject or a
+passage (Miller 2024). Pure numpy/polars.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefixopt.stats import compare_to_none
+
+
+def oracle_ceilings(kinds: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    """kinds (P,), correct (P, Q). oracle_ceiling: share of questions at least one evaluated
+    prefix (no prefix included) answers right; _learned / _random: the same for no prefix plus
+    k learned people, and plus k random people, k = min(#learned, #random)."""
+    kinds = np.asarray(kinds)
+    none = correct[kinds == "none"]  # (1, Q)
+    learned, random = correct[kinds == "learned"], correct[kinds == "random"]
+    k = min(len(learned), len(random))
+
+    def ceiling(rows: np.ndarray) -> float:
+        return float(np.vstack([none, rows]).any(axis=0).mean()) if k else math.nan
+
+    return {"oracle_ceiling": float(correct.any(axis=0).mean()), "oracle_k": k,
+            "oracle_ceiling_learned": ceiling(learned[:k]),
+            "oracle_ceiling_random": ceiling(random[:k]),
+            "accuracy_none": float(none.mean()) if none.size else math.nan}
+
+
+def ensemble(rows: pl.DataFrame, rng: np.random.Generator, num_samples: int
+             ) -> dict[str, Any] | None:
+    """The top learned person (else the first named one) and no prefix as one system: per
+    question the answer of whichever is more confident (top-1 minus top-2 log-probability;
+    ties go to no prefix), compared paired with no prefix. None when there is no such person
+    or no confidence (generation)."""
+    if "confidence" not in rows.columns:
+        return None
+    people = rows.filter(pl.col("prefix_kind").is_in(["learned", "named"]))
+    if people.is_empty():
+        return None
+    first = people.sort(pl.col("prefix_kind") != "learned", "prefix_index")["prefix_index"][0]
+    pair = (rows.filter((pl.col("prefix_index") == first) | (pl.col("prefix_kind") == "none"))
+            .with_columns(side=pl.when(pl.col("prefix_kind") == "none").then(pl.lit("none"))
+                          .otherwise(pl.lit("persona")))
+            .pivot(on="side", index="question_id", values=["correct", "confidence"])
+            .sort("question_id"))
+    conf_p, conf_n = pair["confidence_persona"].to_numpy(), pair["confidence_none"].to_numpy()
+    if np.isnan(conf_p).all() or np.isnan(conf_n).all():
+        return None
+    use_persona = np.nan_to_num(conf_p, nan=-np.inf) > np.nan_to_num(conf_n, nan=-np.inf)
+    none = pair["correct_none"].to_numpy().astype(bool)  # (Q,)
+    chosen = np.where(use_persona, pair["correct_persona"].to_numpy().astype(bool), none)
+    c = compare_to_none(chosen, none, rng, num_samples)
+    label = rows.filter(pl.col("prefix_index") == first)["prefix"][0]
+    return {"persona": label, "persona_share": float(use_persona.mean()), "n": c.n,
+            "accuracy": c.accuracy, "diff_vs_none": c.diff, "diff_low": c.diff_low,
+            "diff_high": c.diff_high, "p_value": c.p_value}
+
+
+def cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, rng: np.random.Generator,
+                      num_samples: int) -> tuple[float, float, float]:
+    """95% interval and two-sided p for the mean of diff (Q,) when questions come in clusters
+    (Q,): whole clusters are resampled, so questions of one subject move together."""
+    _, inv = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(inv, weights=diff)  # (C,)
+    counts = np.bincount(inv).astype(float)  # (C,)
+    pick = rng.integers(0, len(sums), size=(num_samples, len(sums)))  # (S, C)
+    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)  # (S,)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    return float(lo), float(hi), 1.0 if not diff.any() else p

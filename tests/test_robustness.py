@@ -1,0 +1,96 @@
+"""The oracle ceiling, the persona + no-prefix ensemble and clustered intervals: exact values on
+hand-made tables, and the eval JSON contract on a simulate run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from prefixopt import robustness, stats
+from prefixopt.cli import main
+
+
+def test_oracle_ceilings_count_questions_some_prefix_gets_right():
+    kinds = np.array(["none", "learned", "learned", "random", "random", "handwritten"])
+    correct = np.array([[1, 0, 0, 0, 0],  # none
+                        [0, 1, 0, 0, 0],  # learned
+                        [0, 0, 1, 0, 0],  # learned
+                        [0, 1, 0, 0, 0],  # random
+                        [0, 0, 0, 0, 0],  # random
+                        [0, 0, 0, 1, 0]], bool)  # handwritten
+    c = robustness.oracle_ceilings(kinds, correct)
+    assert c["oracle_ceiling"] == pytest.approx(4 / 5)
+    assert c["oracle_k"] == 2
+    assert c["oracle_ceiling_learned"] == pytest.approx(3 / 5)
+    assert c["oracle_ceiling_random"] == pytest.approx(2 / 5)
+
+
+def _rows(persona_correct, persona_conf, none_correct, none_conf, kind="learned"):
+    q = [f"q{i}" for i in range(len(none_correct))]
+    return pl.DataFrame({
+        "prefix_index": [0] * len(q) + [1] * len(q),
+        "prefix_kind": ["none"] * len(q) + [kind] * len(q),
+        "prefix": ["(none)"] * len(q) + ["Ada Lovelace"] * len(q),
+        "question_id": q + q, "correct": list(none_correct) + list(persona_correct),
+        "confidence": list(none_conf) + list(persona_conf)})
+
+
+def test_ensemble_takes_the_more_confident_answer_and_none_on_ties():
+    rows = _rows([1, 1, 0, 0], [2.0, 0.5, 3.0, 1.0], [0, 0, 1, 1], [1.0, 1.0, 1.0, 1.0])
+    e = robustness.ensemble(rows, np.random.default_rng(0), 200)
+    # q0: persona (2 > 1) right; q1: none (1 > .5) wrong; q2: persona wrong; q3: tie -> none right
+    assert e["persona"] == "Ada Lovelace" and e["persona_share"] == pytest.approx(0.5)
+    assert e["accuracy"] == pytest.approx(0.5) and e["diff_vs_none"] == pytest.approx(0.0)
+    generate = _rows([1, 0], [np.nan, np.nan], [0, 1], [np.nan, np.nan])
+    assert robustness.ensemble(generate, np.random.default_rng(0), 100) is None
+    assert robustness.ensemble(_rows([1], [1.0], [0], [0.0], kind="random"),
+                               np.random.default_rng(0), 10) is None
+
+
+def test_clustered_interval_is_wider_and_can_undo_significance():
+    rng = np.random.default_rng(3)
+    clusters = np.repeat(["a", "b", "c", "d"], 50)  # 4 subjects of 50 questions
+    diff = np.concatenate([np.ones(100), np.zeros(100)])  # the gain sits in 2 subjects
+    lo, hi = stats.bootstrap_mean_ci(diff, rng, 2000)
+    clo, chi, p = robustness.cluster_bootstrap(diff, clusters, rng, 2000)
+    assert lo > 0.4 and (chi - clo) > 2 * (hi - lo)
+    assert clo <= 0.0 and p > 0.05  # 4 clusters cannot rule out no effect
+    assert robustness.cluster_bootstrap(np.zeros(8), np.repeat(["a", "b"], 4), rng, 100)[2] == 1
+
+
+def test_summarise_uses_the_clustered_p_when_questions_cluster():
+    q = [f"q{i:03d}" for i in range(200)]
+    none = np.zeros(200, bool)
+    better = np.concatenate([np.ones(100, bool), np.zeros(100, bool)])
+    rows = pl.DataFrame({
+        "prefix_index": [0] * 200 + [1] * 200, "prefix_kind": ["none"] * 200 + ["learned"] * 200,
+        "prefix": ["(none)"] * 200 + ["X"] * 200, "person_id": [-1] * 200 + [7] * 200,
+        "question_id": q + q, "correct": np.concatenate([none, better]),
+        "cluster": list(np.repeat(["a", "b", "c", "d"], 50)) * 2})
+    plain, _ = stats.summarise(rows.drop("cluster"), np.random.default_rng(0), 2000)
+    clustered, _ = stats.summarise(rows, np.random.default_rng(0), 2000)
+    assert bool(plain["significant"][1]) and not bool(clustered["significant"][1])
+    assert clustered["p_holm"][1] >= clustered["p_cluster"][1] > 0.05
+    assert clustered["p_value"][1] == plain["p_value"][1]  # McNemar is still shown
+    assert "diff_low_cluster" not in plain.columns
+
+
+def test_eval_json_has_the_ceiling_and_the_ensemble(bench_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+    run = tmp_path / "sim"
+    with pytest.raises(SystemExit):
+        main(["simulate", "--benchmark", "mmlu", "--planted-field", "Philosophy", "--delta",
+              "0.2", "--budget", "4000", "--seed", "1", "--out", str(run)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(run), "--num-questions", "150", "--bootstrap-samples", "300",
+              "--json"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.index("{\n"):])
+    assert 0 < out["oracle_ceiling_random"] <= out["oracle_ceiling"] <= 1
+    assert out["ensemble"]["n"] == 150 and out["ensemble"]["persona"]
+    assert all("p_cluster" in p for p in out["prefixes"])  # MMLU questions cluster by subject
