@@ -99,24 +99,28 @@ def fig_budget(b: pl.DataFrame, path: Path, title: str) -> Path:
 
 
 def fig_matrices(jsd: pl.DataFrame, overlap: pl.DataFrame, path: Path, title: str) -> Path:
+    """JSD (colour scaled to the largest value, so replicate noise and row differences are
+    told apart) and shared top-20 people, row group x row group."""
     plt = _plt()
     groups = jsd["group"].to_list()
-    fig, axes = plt.subplots(1, 2, figsize=(2.2 * len(groups) + 9, 1.0 * len(groups) + 3))
-    for ax, df, label, fmt, vmax in ((axes[0], jsd, "Jensen-Shannon divergence [bits]",
-                                      "{:.3f}", 1.0),
-                                     (axes[1], overlap, "shared top-20 people", "{:.1f}", 20)):
-        m = df.select(groups).to_numpy()  # (G, G)
+    size = 1.1 * len(groups) + 4
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 2, size))
+    m_jsd = jsd.select(groups).to_numpy()  # (G, G)
+    top = float(np.nanmax(m_jsd)) if np.isfinite(m_jsd).any() else 1.0
+    for ax, m, label, fmt, vmax in (
+            (axes[0], m_jsd, "Jensen-Shannon divergence [bits]", "{:.3f}", max(top, 1e-6)),
+            (axes[1], overlap.select(groups).to_numpy(), "shared top-20 people", "{:.1f}", 20)):
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax)
         for i in range(len(groups)):
             for j in range(len(groups)):
                 v = m[i, j]
                 ax.text(j, i, "n/a" if math.isnan(v) else fmt.format(v), ha="center",
                         va="center", color="white" if v < 0.6 * vmax else "black", fontsize=9)
-        ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=7)
+        ax.set_xticks(range(len(groups)), groups, rotation=35, ha="right", fontsize=7)
         ax.set_yticks(range(len(groups)), groups, fontsize=7)
-        fig.colorbar(im, ax=ax, label=label)
-        ax.set_title(label + "\n(diagonal: between seeds of the same settings)", fontsize=10)
-    fig.suptitle(title)
+        fig.colorbar(im, ax=ax, label=label, shrink=0.8)
+        ax.set_title(f"{title}\n{label}, mean over run pairs\n(diagonal: between seeds of the "
+                     "same settings)", fontsize=9)
     return _save(fig, path)
 
 

@@ -30,7 +30,8 @@ def transfer_md(t: pl.DataFrame) -> list[str]:
     return [("Rows: what the policy was trained on (the largest budget, every seed pooled); "
             "columns: the benchmark its learned top-k were evaluated on. Each cell: held-out "
             "accuracy of the learned people minus no prefix, in points, with its 95% paired "
-            "bootstrap interval over questions; * = the interval excludes 0. Off-diagonal "
+            "bootstrap interval over questions; * = the interval excludes 0 (not corrected for "
+            "the number of cells: with many cells, expect some * by chance). Off-diagonal "
             "cells are transfer: people learned on one benchmark asked another's questions."),
             "", _md_table(table), "![transfer_matrix](transfer_matrix.png)", ""]
 
