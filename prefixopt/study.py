@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -193,13 +194,22 @@ def run_study(plan: StudyPlan, *, session: Callable | None = None,
         todo = [c for c in group if row[c.id]["status"] != "done"]
         if not todo:
             continue
-        with session(plan, ecfg) as (engine, start_s):
-            manifest["engine_start_s"][ecfg.model] = start_s
-            for c in todo:
-                if not _run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage):
-                    return summary(plan, manifest, None, time.perf_counter() - t0)
+        finished = _run_model(plan, session, ecfg, todo, manifest, progress, stage)
+        gc.collect()  # the model's engine is gone (no reference left) before the next starts
+        if not finished:
+            return summary(plan, manifest, None, time.perf_counter() - t0)
     report = build_study_report(plan.study_dir)
     return summary(plan, manifest, report, time.perf_counter() - t0)
+
+
+def _run_model(plan: StudyPlan, session: Callable, ecfg: EngineConfig, todo: list[Cell],
+               manifest: dict[str, Any], progress, stage) -> bool:
+    """The cells of one model on its ONE engine; False when a cell was interrupted."""
+    row = {r["id"]: r for r in manifest["cells"]}
+    with session(plan, ecfg) as (engine, start_s):
+        manifest["engine_start_s"][ecfg.model] = start_s
+        return all(_run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage)
+                   for c in todo)  # all() stops at the first interrupted cell
 
 
 def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str, Any], engine,
