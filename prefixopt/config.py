@@ -111,6 +111,8 @@ class EvalConfig:
     overwrite: bool = False  # replace an existing eval/<name>.parquet
     output_dir: str = "runs"  # where an eval without a run gets its directory
     run_name: str | None = None
+    # (): the task's prompt format only; ("chat", "harness"): both, in one engine call, compared
+    formats: tuple[str, ...] = ()
 
 
 C = TypeVar("C")

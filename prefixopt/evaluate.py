@@ -7,7 +7,7 @@ group contrasts, the winner's-curse gap). Tables go to eval/<name>.parquet via r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,22 +86,6 @@ class EvalInputs:
     fewshot: list[Question]
     rng: np.random.Generator  # after the question subsample; random people are drawn next
     overlap: int = 0
-
-
-def per_benchmark(cfg: EvalConfig) -> list[EvalConfig]:
-    """One evaluation per benchmark of a multi-benchmark config (named <benchmark>_<split...>,
-    so they sit side by side in one run's eval/), or the config itself."""
-    from prefixopt.iteration import benchmark_names
-
-    names = benchmark_names(cfg.task.benchmark)
-    if len(names) == 1:
-        return [cfg]
-    out = []
-    for b in names:
-        split = cfg.eval_split or get_task(b).eval_split
-        name = f"{b}_{cfg.name or eval_name(split, cfg.num_questions, cfg.seed)}"
-        out.append(replace(cfg, task=replace(cfg.task, benchmark=b), name=name))
-    return out
 
 
 def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
@@ -189,36 +173,57 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
     return prefixes, people, probs, train
 
 
-def evaluate(
-    cfg: EvalConfig,
-    run_dir: str | Path | None = None,
-    engine=None,
-    *,
-    engine_factory: Callable[[], Any] | None = None,
-) -> EvalResult:
+def evaluate(cfg: EvalConfig, run_dir: str | Path | None = None, engine=None) -> EvalResult:
     """Evaluate and write eval/<name>.parquet (+ _summary). With run_dir None (named people or
-    baselines only) a new directory is created under cfg.output_dir. engine: an Engine; else
-    engine_factory() builds one (timed separately), else the vLLM engine from cfg.engine.
-    Every check runs before the engine is built."""
+    baselines only) a new directory is created under cfg.output_dir. engine: an Engine, else
+    the one cfg.engine describes (jobs.make_engine), built after every check has passed."""
     t0 = time.perf_counter()
     inputs = eval_inputs(cfg, run_dir)
     prefixes = eval_prefixes(cfg, run_dir, inputs.rng, inputs.questions)
-    load_s = time.perf_counter() - t0
-    timings = {"load_s": load_s}
+    timings = {"load_s": time.perf_counter() - t0}
     if engine is None:
-        t = time.perf_counter()
-        if engine_factory is None:
-            from prefixopt.engine import build_engine
+        from prefixopt.jobs import make_engine
 
-            engine_factory = lambda: build_engine(cfg.engine)
-        engine = engine_factory()
-        timings["engine_start_s"] = time.perf_counter() - t
+        engine, timings["engine_start_s"] = make_engine(cfg.engine, run_dir=run_dir)
     return score_prefixes(inputs, prefixes, run_dir, engine, timings)
 
 
 def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None, engine,
                    timings: dict[str, float]) -> EvalResult:
     """All prefixes x questions in ONE engine call, the statistics, the tables written."""
+    from prefixopt import scoring
+
+    t = time.perf_counter()
+    prefixes_etc, requests = build_requests(inputs, prefixes_etc, engine)
+    timings["render_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    responses, answers = scoring.score(engine, requests, inputs.mode)  # ONE engine call
+    timings["score_s"] = time.perf_counter() - t
+    return finish(inputs, prefixes_etc, requests, responses, answers, run_dir, engine, timings)
+
+
+def build_requests(inputs: EvalInputs, prefixes_etc, engine) -> tuple[tuple, list]:
+    """The person-major P x Q requests (a contextual assignment last, one person per question);
+    returns prefixes_etc with the prefixes in that order, and the requests."""
+    from prefixopt import prompts
+
+    prefixes, people, probs, train = prefixes_etc
+    fixed = [p for p in prefixes if not p.assignment]  # prefix_kind order: fixed ones first
+    prefixes = fixed + [p for p in prefixes if p.assignment]
+    cfg, questions = inputs.cfg, inputs.questions
+    render = {"scoring": inputs.mode, "prompt_format": cfg.task.prompt_format,
+              "fewshot": inputs.fewshot}
+    requests = prompts.build_grid(engine, [(p.person_id, p.system) for p in fixed], questions,
+                                  **render)  # person-major: P blocks of Q requests
+    for p in prefixes[len(fixed):]:  # a contextual assignment: its own person per question
+        requests += [prompts.build_grid(engine, [head], [x], **render)[0]
+                     for head, x in zip(p.assignment, questions, strict=True)]
+    return (prefixes, people, probs, train), requests
+
+
+def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
+           run_dir: str | Path | None, engine, timings: dict[str, float]) -> EvalResult:
+    """Judged answers -> the eval table, its statistics, the files written."""
     from prefixopt import prompts, scoring
 
     placement = (prompts.persona_placement(engine) if inputs.cfg.task.prompt_format == "chat"
@@ -226,19 +231,6 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     t0 = time.perf_counter()
     cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
     prefixes, people, probs, train = prefixes_etc
-    t = time.perf_counter()
-    fixed = [p for p in prefixes if not p.assignment]  # prefix_kind order: fixed ones first
-    prefixes = fixed + [p for p in prefixes if p.assignment]
-    render = {"scoring": mode, "prompt_format": cfg.task.prompt_format, "fewshot": inputs.fewshot}
-    requests = prompts.build_grid(engine, [(p.person_id, p.system) for p in fixed], questions,
-                                  **render)  # person-major: P blocks of Q requests
-    for p in prefixes[len(fixed):]:  # a contextual assignment: its own person per question
-        requests += [prompts.build_grid(engine, [head], [x], **render)[0]
-                     for head, x in zip(p.assignment, questions, strict=True)]
-    timings["render_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    responses, answers = scoring.score(engine, requests, mode)  # ONE engine call, all prefixes
-    timings["score_s"] = time.perf_counter() - t
     acc_norm = None  # cloze: the harness's acc_norm (log-likelihood per character), per prefix
     if mode == "cloze":
         norm = [scoring.cloze_norm_pred(r, o) == r.question.gold

@@ -147,7 +147,7 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None,
 def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
     """The evaluations of a training job: its engine, task and people, plus the eval options;
     one per benchmark of the run (named <benchmark>_<split...> when there are several)."""
-    from prefixopt.evaluate import per_benchmark
+    from prefixopt.eval_variants import per_benchmark
 
     cfg = job.cfg
     return per_benchmark(EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people,

@@ -62,6 +62,8 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
             data["context_mass"] = analysis.context_field_mass(
                 people.frame, ckpt["context_probs"], meta.get("contexts", [])).collect()
     data["evals"] = [collect_eval(run_dir, name) for name in _eval_names(run_dir)]
+    data["formats"] = [runs.scan(run_dir, f"eval/{p.stem}").collect()  # --formats comparisons
+                       for p in sorted((run_dir / "eval").glob("*_formats.parquet"))]
     benchmarks = {e["summary"]["benchmark"][0] for e in data["evals"]}
     if len(benchmarks) > 1:  # one eval per benchmark of a multi-benchmark run: pool them too
         first = data["evals"][0]["summary"]

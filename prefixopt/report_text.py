@@ -58,7 +58,7 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
     evals = [(d, e) for d in data for e in d["evals"]]
     lines = ["# prefixopt report", "", "## Answers to the research questions", "",
              how_to_read, ""]
-    lines += _q1_learned_vs_random(evals)
+    lines += _q1_learned_vs_random(evals, data)
     lines += ["", "**2. Which kinds of people work best?**", *_q2_kinds(data)]
     lines += ["", "**3. Does the learned distribution cluster by field?**", *_q3_clusters(data)]
     lines += ["", "**4. Learned vs hand-written prompts?**"]
@@ -71,8 +71,20 @@ def answers_md(data: list[dict[str, Any]], comparison: dict[str, Any] | None) ->
 NO_EVAL = "not answered: no held-out evaluation yet (run `prefixopt eval RUN`)."
 
 
-def _q1_learned_vs_random(evals: list[tuple[dict, dict]]) -> list[str]:
+def _q1_learned_vs_random(evals: list[tuple[dict, dict]],
+                          data: list[dict[str, Any]] = ()) -> list[str]:
     lines = ["**1. Do learned prefixes beat random ones?**"]
+    for d in data:  # a finding is what survives every prompt format it was evaluated in
+        for t in d.get("formats", []):
+            fmts = [c.removeprefix("accuracy_") for c in t.columns if c.startswith("accuracy_")]
+            sig = t.filter(pl.any_horizontal(pl.col(f"significant_{f}") for f in fmts))
+            kept = sig.filter(pl.col("survives"))["prefix"].to_list()
+            lost = sig.filter(~pl.col("survives"))["prefix"].to_list()
+            lines.append(
+                f"- {d['id']}, formats {' and '.join(fmts)} (rank correlation of the prefixes "
+                f"{t['rank_correlation'][0]:.2f}): findings, significant in every format: "
+                f"{', '.join(kept) or 'none'}; significant in one format only, so NOT "
+                f"findings: {', '.join(lost) or 'none'}.")
     got = [g for g in (contrast_line(d, e, "learned vs random") for d, e in evals) if g]
     lines += got or [f"- {NO_EVAL}"]
     for d, e in evals:

@@ -94,3 +94,53 @@ def test_eval_json_has_the_ceiling_and_the_ensemble(bench_dir, tmp_path, monkeyp
     assert 0 < out["oracle_ceiling_random"] <= out["oracle_ceiling"] <= 1
     assert out["ensemble"]["n"] == 150 and out["ensemble"]["persona"]
     assert all("p_cluster" in p for p in out["prefixes"])  # MMLU questions cluster by subject
+
+
+def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_dir, tmp_path,
+                                                                       monkeypatch, capsys):
+    from prefixopt import jobs
+
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+    run = tmp_path / "sim"
+    with pytest.raises(SystemExit):
+        main(["simulate", "--planted-field", "Science", "--delta", "0.3", "--budget", "4000",
+              "--seed", "2", "--out", str(run)])
+    calls = []
+    make = jobs.make_engine
+
+    def counting(*args, **kwargs):
+        engine, start = make(*args, **kwargs)
+        run_ = engine.run
+        engine.run = lambda requests, mode, **kw: (calls.append(len(requests)),
+                                                   run_(requests, mode, **kw))[1]
+        return engine, start
+
+    monkeypatch.setattr(jobs, "make_engine", counting)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["eval", str(run), "--num-questions", "60", "--formats", "chat,harness",
+              "--bootstrap-samples", "200", "--json"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.index("{\n"):])
+    assert len(calls) == 1  # both formats, every prefix: ONE engine call
+    assert [e["eval"] for e in out["evals"]] == ["test_n60_seed0_chat", "test_n60_seed0_harness"]
+    (table,) = out["formats"]
+    assert calls[0] == 2 * 60 * len(table)
+
+
+def test_compare_keeps_only_what_is_significant_in_every_format():
+    from prefixopt.eval_variants import compare
+
+    class R:  # the two fields compare reads of an EvalResult
+        def __init__(self, name, acc, diff, sig):
+            self.name = name
+            self.summary = pl.DataFrame({
+                "prefix_index": [0, 1, 2], "prefix": ["(none)", "A", "B"],
+                "prefix_kind": ["none", "learned", "learned"], "accuracy": acc,
+                "diff_vs_none": diff, "significant": sig})
+
+    t = compare([R("x_chat", [0.5, 0.6, 0.7], [0.0, 0.1, 0.2], [False, True, True]),
+                 R("x_harness", [0.5, 0.7, 0.55], [0.0, 0.2, 0.05], [False, True, False])])
+    assert t["survives"].to_list() == [False, True, False]
+    assert t["rank_correlation"][0] == pytest.approx(0.5)

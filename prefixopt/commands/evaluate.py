@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -53,6 +54,19 @@ def eval_table(result) -> Table:
     return table
 
 
+def print_formats(table) -> None:
+    """Which prefixes hold up in every prompt format (a finding is what survives them all)."""
+    fmts = [c.removeprefix("accuracy_") for c in table.columns if c.startswith("accuracy_")]
+    out_console.print(f"formats {' vs '.join(fmts)}: rank correlation of the prefixes' "
+                      f"accuracies {table['rank_correlation'][0]:.2f}", highlight=False)
+    for r in table.filter(pl.any_horizontal(pl.col(f"significant_{f}") for f in fmts)
+                          ).iter_rows(named=True):
+        diffs = ", ".join(f"{f} {_pct(r[f'diff_{f}'], True)}" for f in fmts)
+        out_console.print(f"  {r['prefix'][:40]} ({r['prefix_kind']}): {diffs} -> "
+                          + ("survives every format" if r["survives"] else
+                             "NOT a finding: significant in one format only"), highlight=False)
+
+
 def print_eval(result) -> None:
     """The eval table, the group contrasts, where the tables went and the timings."""
     out_console.print(eval_table(result))
@@ -83,7 +97,7 @@ def print_eval(result) -> None:
 @with_options(EVAL_CMD)
 def eval_(ctx: typer.Context, **values: Any) -> None:
     """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
-    from prefixopt import eval_summary, jobs
+    from prefixopt import eval_summary, eval_variants, jobs
     from prefixopt import evaluate as ev
 
     cfg, run = eval_config(values)
@@ -91,24 +105,38 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
     jobs.check_engine(cfg.engine)
     if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
-    prepared = []  # one eval per benchmark of the run (one for a single-benchmark run)
-    for one in ev.per_benchmark(cfg):
-        inputs = ev.eval_inputs(one, run)
-        prepared.append((inputs, ev.eval_prefixes(one, run, inputs.rng, inputs.questions)))
+    prepared = []  # per benchmark of the run, the variants (one per --formats entry)
+    for one in eval_variants.per_benchmark(cfg):
+        prepared.append([])
+        for variant in eval_variants.per_format(one):
+            inputs = ev.eval_inputs(variant, run)
+            prepared[-1].append((inputs, ev.eval_prefixes(variant, run, inputs.rng,
+                                                          inputs.questions)))
+    results, formats = [], []
     with engine_session("eval", cfg.engine, run, values["verbose"]) as (eng, start_s):
-        results = [ev.score_prefixes(inputs, prefixes, run, eng, {"engine_start_s": start_s})
-                   for inputs, prefixes in prepared]
+        for variants in prepared:
+            if len(variants) == 1:
+                results.append(ev.score_prefixes(*variants[0][:2], run, eng,
+                                                 {"engine_start_s": start_s}))
+                continue
+            found, table = eval_variants.score_formats(variants, run, eng,
+                                                       {"engine_start_s": start_s})
+            results += found
+            formats.append(table)
     for result in results:
         result.timings["dtype"] = eng.info().get("dtype")
         print_eval(result)
-    pooled = eval_summary.pooled(results) if len(results) > 1 else []
+    for table in formats:
+        print_formats(table)
+    pooled = eval_summary.pooled(results) if len(prepared) > 1 and not formats else []
     for c in pooled:
         out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
                           f"[{_pct(c.low, True)}, {_pct(c.high, True)}]")
     if values["json_out"]:
         print_json(eval_summary.result_json(results[0]) if len(results) == 1 else {
             "evals": [eval_summary.result_json(r) for r in results],
-            "pooled": [eval_summary.contrast_json(c) for c in pooled]})
+            "pooled": [eval_summary.contrast_json(c) for c in pooled],
+            "formats": [t.to_dicts() for t in formats]})
 
 
 def eval_config(values: dict[str, Any]):
@@ -123,7 +151,7 @@ def eval_config(values: dict[str, Any]):
     options = {k: values[k] for k in ("eval_split", "num_questions", "top_k", "num_random",
                                       "handwritten", "allow_overlap", "bootstrap_samples",
                                       "seed", "output_dir", "run_name", "name", "overwrite")}
-    options.update(prompts=tuple(values["prompt"] or ()),
+    options.update(prompts=tuple(values["prompt"] or ()), formats=values["formats"] or (),
                    people_names=tuple(values["people"] or ()))
     if values["only_baseline"]:
         options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())

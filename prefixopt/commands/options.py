@@ -31,6 +31,13 @@ def _floats(value: str | None) -> tuple[float, ...] | None:
         raise typer.BadParameter(f"{value!r}: give numbers separated by commas, e.g. 1,1,2")
 
 
+def _names(value: str | None) -> tuple[str, ...] | None:
+    """"chat,harness" -> ("chat", "harness")."""
+    if value is None or isinstance(value, tuple):
+        return value
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
 def _train(
     benchmark: Annotated[str, typer.Option(help=f"{' | '.join(BENCHMARKS)}, or several: mmlu,gsm8k,arc_challenge")] = D.task.benchmark,
     model: Annotated[str, typer.Option(help="HF id, local path, or the alias smollm2-135m (also --model_name)")] = D.engine.model,
@@ -121,6 +128,7 @@ def _eval_cmd(
     model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
     scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the run's).")] = None,
     prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the run's).")] = None,
+    formats: Annotated[str | None, typer.Option(callback=_names, help="chat,harness: the same prefixes in both formats in one engine call, compared (a finding must survive both)")] = None,
     num_fewshot: Annotated[int | None, typer.Option(help="Few-shot examples (default: the run's).")] = None,
     data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark data directory.")] = None,
     output_dir: Annotated[str, typer.Option(help="Where an eval without a run is written.")] = E.output_dir,
