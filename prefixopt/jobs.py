@@ -150,8 +150,9 @@ def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
     from prefixopt.eval_variants import per_benchmark
 
     cfg = job.cfg
+    options.setdefault("seed", cfg.seed)  # a study gives all its runs one eval seed
     return per_benchmark(EvalConfig(engine=cfg.engine, task=cfg.task, people=cfg.people,
-                                    seed=cfg.seed, **options))
+                                    **options))
 
 
 def check_eval_for(job: TrainJob, ecfg: EvalConfig):

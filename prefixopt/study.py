@@ -65,9 +65,8 @@ def cell_evals(spec: StudyConfig, job: jobs.TrainJob) -> dict[str, EvalConfig]:
     by question."""
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.eval.items()
             if k != "seed"}
-    # eval_configs_for seeds the evals with the run's seed: give it the study's instead
-    seeded = dataclasses.replace(job, cfg=dataclasses.replace(job.cfg, seed=spec.eval_seed))
-    out = {e.task.benchmark: e for e in jobs.eval_configs_for(seeded, **opts)}
+    # every run is evaluated with the study's eval seed: the same held-out questions for all
+    out = {e.task.benchmark: e for e in jobs.eval_configs_for(job, seed=spec.eval_seed, **opts)}
     base = next(iter(out.values()))
     for b in spec.eval_benchmarks():
         if b not in out:  # a scoring the target does not allow falls back to its default
