@@ -6,12 +6,10 @@ and checkpoint atomically. `resume=True` continues a stopped or killed run exact
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,32 +21,11 @@ from prefixopt import runs
 from prefixopt.config import TrainConfig
 from prefixopt.engine import Engine
 from prefixopt.errors import PrefixoptError
+from prefixopt.interrupts import defer_sigint
 from prefixopt.policy import Baseline, Policy, entropy
 from prefixopt.records import Question
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-@contextlib.contextmanager
-def _defer_sigint() -> Iterator[list[bool]]:
-    """First Ctrl-C sets a flag (the loop finishes and writes the current iteration, then
-    stops); a second one interrupts immediately. No-op outside the main thread."""
-    flag = [False]
-
-    def handler(signum, frame):
-        if flag[0]:
-            raise KeyboardInterrupt
-        flag[0] = True
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -189,7 +166,7 @@ def train(
     prefix_text = [persona(cfg.task.prefix_template, n) for n in names]  # (N,) once per run
     host_times: list[float] = []
     stopped = False
-    with _defer_sigint() as interrupted:
+    with defer_sigint() as interrupted:
         for it in range(start, cfg.iterations):
             t0 = time.perf_counter()
             # 1-2. who answers what: K people from pi (per context present, when contextual)
