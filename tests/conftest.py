@@ -48,3 +48,20 @@ def real_engine():
     from prefixopt.engine import build_engine
 
     return build_engine(EngineConfig(max_model_len=2048))
+
+
+class WrappedEngine:
+    """An engine passed through, with a hook before every run call: plumbing tests count the
+    calls, kill the engine or press Ctrl-C at the n-th. Never a stand-in for its answers."""
+
+    def __init__(self, inner, before_run=lambda n, requests, mode: None):
+        self.inner, self.before_run, self.calls = inner, before_run, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def run(self, requests, mode, **kw):
+        self.calls.append(mode)
+        self.before_run(len(self.calls), requests, mode)
+        return self.inner.run(requests, mode, **kw)
+

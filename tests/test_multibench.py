@@ -9,6 +9,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from conftest import WrappedEngine
 from typer.testing import CliRunner
 
 from prefixopt import jobs, runs
@@ -58,30 +59,13 @@ def test_plan_draws_each_benchmarks_share_and_groups_by_context(bench_dir):
         assert len(names) == 1
 
 
-class CountingEngine:
-    """Wraps an engine and records every run call's modes (plumbing check, not a stand-in)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, []
-
-    def render_chat(self, system, user):
-        return self.inner.render_chat(system, user)
-
-    def info(self):
-        return self.inner.info()
-
-    def run(self, requests, mode, **kw):
-        self.calls.append(mode)
-        return self.inner.run(requests, mode, **kw)
-
-
 def test_one_engine_call_per_iteration_with_three_scoring_modes(bench_dir, tmp_path):
     cfg = TrainConfig(task=TaskConfig(benchmark=THREE, data_dir=str(bench_dir)),
                       train_split="test[:40]", batch_size=9, samples_per_iteration=3,
                       iterations=2, context="benchmark", output_dir=str(tmp_path),
                       engine=EngineConfig(kind="synthetic"))
     job = jobs.prepare_train(cfg)
-    engine = CountingEngine(jobs.make_engine(cfg.engine, people=job.people)[0])
+    engine = WrappedEngine(jobs.make_engine(cfg.engine, people=job.people)[0])
     jobs.run_train(job, engine)
     assert len(engine.calls) == 2  # ONE call per iteration
     assert all(sorted(set(m)) == ["cloze", "generate", "letter"] for m in engine.calls)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import WrappedEngine
 from typer.testing import CliRunner
 
 from prefixopt import cli, runs, stats, study
@@ -101,21 +102,12 @@ def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, mon
     # the engine dies in the third cell's third iteration: cells 1-2 make 2 train + 2 eval calls
     real = study.build_engine
 
-    class Dying:
-        def __init__(self, inner):
-            self.inner, self.calls = inner, 0
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def run(self, requests, mode, **kw):
-            self.calls += 1
-            if self.calls == 4 + 4 + 3:
-                raise RuntimeError("killed")
-            return self.inner.run(requests, mode, **kw)
+    def die(n, requests, mode):
+        if n == 4 + 4 + 3:
+            raise RuntimeError("killed")
 
     monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (
-        Dying(real(plan, ecfg)[0]), 0.0))
+        WrappedEngine(real(plan, ecfg)[0], die), 0.0))
     spec = _spec(tmp_path, "half")
     killed = CliRunner().invoke(app, ["study", str(spec), "--json"])
     assert killed.exit_code != 0 and isinstance(killed.exception, RuntimeError)
@@ -274,21 +266,12 @@ def test_ctrl_c_stops_after_the_iteration_and_resume_finishes(tmp_path, monkeypa
 
     real = study.build_engine
 
-    class CtrlC:  # the first Ctrl-C lets the iteration finish, then the study stops
-        def __init__(self, inner):
-            self.inner, self.calls = inner, 0
+    def ctrl_c(n, requests, mode):  # the first Ctrl-C lets the iteration finish, then it stops
+        if n == 1:
+            signal.raise_signal(signal.SIGINT)
 
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def run(self, requests, mode, **kw):
-            self.calls += 1
-            if self.calls == 1:
-                signal.raise_signal(signal.SIGINT)
-            return self.inner.run(requests, mode, **kw)
-
-    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (CtrlC(real(plan, ecfg)[0]),
-                                                                   0.0))
+    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (
+        WrappedEngine(real(plan, ecfg)[0], ctrl_c), 0.0))
     spec = _spec(tmp_path, "ctrl", budgets="[64]")
     stopped = CliRunner().invoke(app, ["study", str(spec), "--json"])
     assert stopped.exit_code == 130, stopped.output
