@@ -57,8 +57,9 @@ class Engine(Protocol):
         ...
 
 
-def build_engine(cfg: EngineConfig) -> VllmEngine:
-    """Build the one vLLM engine of this process from an EngineConfig."""
+def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
+    """Build the one vLLM engine of this process from an EngineConfig (overrides: extra
+    `vllm.LLM` keyword arguments, for measurements)."""
     from prefixopt.models import locate
 
     model = locate(cfg.model)  # one line and no engine for a missing or unreachable model
@@ -79,6 +80,7 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     import vllm
 
+    _mend_aot_cache_load()
     kwargs: dict[str, Any] = {
         "model": model,
         "dtype": dtype,
@@ -100,12 +102,49 @@ def build_engine(cfg: EngineConfig) -> VllmEngine:
         kwargs["data_parallel_size"] = cfg.data_parallel_size
     if cfg.load_in_4bit:
         kwargs["quantization"] = "bitsandbytes"
+    kwargs.update(overrides)
     try:
         llm = vllm.LLM(**kwargs)
     except Exception as exc:  # map vLLM's many load errors to one line
         raise PrefixoptError(_load_error(cfg, model, exc)) from exc
     where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
-    return VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
+    engine = VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
+    if not on_cuda and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
+        from prefixopt.engine_cloze import trim_prompt_logits
+
+        engine.trim_logits = trim_prompt_logits()
+    return engine
+
+
+def _mend_aot_cache_load() -> None:
+    """Make vLLM's compile cache load on CPU. vLLM 0.32 + torch 2.13: the CPU build compiles
+    with torch's own Inductor backend, whose AOT artifact deserialises to a plain function;
+    vLLM then calls `.finalize_loading(...)` on it (a method of its own backend's artifact
+    only), fails with "'function' object has no attribute 'finalize_loading'" and compiles
+    again on every start (~140 s here). Giving that function a no-op `finalize_loading` lets
+    the saved artifact load (nothing is left to finalise for Inductor's artifact). Idempotent;
+    does nothing when torch's class is not there."""
+    try:
+        from torch._dynamo import aot_compile_types as act
+    except ImportError:
+        return
+    cls = getattr(act, "BundledAOTAutogradSerializableCallable", None)
+    orig = getattr(cls, "deserialize_compile_artifacts", None)
+    if orig is None or getattr(orig, "_prefixopt_mended", False):
+        return
+    orig_fn = orig.__func__
+
+    def deserialize(klass: Any, data: bytes) -> Any:
+        fn = orig_fn(klass, data)
+        if not hasattr(fn, "finalize_loading"):
+            try:
+                fn.finalize_loading = lambda vllm_config: None
+            except (AttributeError, TypeError):
+                pass
+        return fn
+
+    deserialize._prefixopt_mended = True  # type: ignore[attr-defined]
+    cls.deserialize_compile_artifacts = classmethod(deserialize)
 
 
 def _load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
@@ -134,6 +173,9 @@ class VllmEngine:
         self.model = model
         self.device = device
         self._versions = (vllm_version, torch_version)
+        # cloze: LM head only on the rows that are read (engine_cloze.trim_prompt_logits)
+        self.trim_logits = False
+        self.last_cloze_stats: dict[str, int] = {}
         self._letter_ids: dict[tuple[tuple[str, ...], bool], list[int]] = {}
         bos = getattr(self.tokenizer, "bos_token", None)
         self._bos = bos if isinstance(bos, str) and bos else None
@@ -264,26 +306,11 @@ class VllmEngine:
 
     def cloze_tokens(self, requests: Sequence[Request]
                      ) -> tuple[list[list[int]], list[tuple[int, int]], list[int]]:
-        """The harness split: trailing whitespace of the context moves to the continuation;
-        each prompt is encode(context + continuation), its continuation the tokens after
-        len(encode(context)). Returns (prompt ids per choice, (request, choice) per prompt,
-        continuation start per prompt)."""
-        contexts, wholes, owner = [], [], []
-        for i, r in enumerate(requests):
-            if not r.continuations:
-                raise PrefixoptError(f"{r.question.question_id}: cloze scoring needs choices")
-            ctx = r.prompt.rstrip()
-            contexts.append(ctx)
-            for c, cont in enumerate(r.continuations):
-                wholes.append(ctx + r.prompt[len(ctx):] + cont)
-                owner.append((i, c))
-        ctx_len = [len(ids) for ids in self.encode(contexts)]  # (R,)
-        whole_ids = self.encode(wholes)  # (R * choices,)
-        starts = [ctx_len[i] for i, _ in owner]
-        for j, (i, _) in enumerate(owner):
-            if len(whole_ids[j]) <= starts[j]:
-                raise PrefixoptError(f"{requests[i].question.question_id}: empty continuation")
-        return whole_ids, owner, starts
+        """(prompt ids per choice, (request, choice) per prompt, continuation start per
+        prompt), the harness split (engine_cloze.cloze_tokens)."""
+        from prefixopt.engine_cloze import cloze_tokens
+
+        return cloze_tokens(self, requests)
 
     def prompt_token_ids(self, requests: Sequence[Request], mode: str) -> list[list[int]]:
         """Exactly the token lists `run` sends (cloze: one per choice), for cache accounting."""
@@ -292,39 +319,6 @@ class VllmEngine:
         return self.encode([r.prompt for r in requests])
 
     def _run_cloze(self, requests: Sequence[Request], prefix_cache: bool) -> list[Response]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
+        from prefixopt.engine_cloze import run_cloze
 
-        whole_ids, owner, starts = self.cloze_tokens(requests)
-
-        def params(read_cache: bool) -> Any:
-            # prompt_logprobs=0: only the actual token's log-prob per position
-            return SamplingParams(
-                temperature=0.0, max_tokens=1, prompt_logprobs=0, detokenize=False,
-                skip_reading_prefix_cache=not read_cache,
-            )
-
-        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in whole_ids]
-        outs = list(self.llm.generate(prompts, params(prefix_cache), use_tqdm=False))
-        # rows before num_cached_tokens carry no log-probs; a hit that covers the row that
-        # predicts the first continuation token (row start-1) must be recomputed
-        redo = [j for j, o in enumerate(outs) if (o.num_cached_tokens or 0) > starts[j] - 1]
-        if redo:
-            again = self.llm.generate([prompts[j] for j in redo], params(False), use_tqdm=False)
-            for j, o in zip(redo, again, strict=True):
-                cached = outs[j].num_cached_tokens
-                outs[j] = o
-                o.num_cached_tokens = cached  # what the first pass found; we paid for both
-        responses = [Response() for _ in requests]
-        lls: list[list[float]] = [[] for _ in requests]
-        for j, ((i, _), out) in enumerate(zip(owner, outs, strict=True)):
-            ids = whole_ids[j]
-            plp = out.prompt_logprobs  # [None, {tok: Logprob}, ...], one per prompt position
-            lls[i].append(sum(plp[p][ids[p]].logprob for p in range(starts[j], len(ids))))
-            resp = responses[i]
-            resp.prompt_tokens += len(ids)
-            resp.cached_tokens += out.num_cached_tokens or 0
-            resp.output_tokens += len(out.outputs[0].token_ids)
-        for resp, ll in zip(responses, lls, strict=True):
-            resp.logprobs = tuple(ll)
-        return responses
+        return run_cloze(self, requests, prefix_cache, trim=self.trim_logits)

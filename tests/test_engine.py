@@ -112,3 +112,43 @@ def test_missing_model_is_one_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(PrefixoptError, match="offline"):
         build_engine(EngineConfig(model="nobody-here/not-a-model-xyz"))
+
+
+@pytest.mark.engine
+def test_cloze_trimmed_logits_match_full(real_engine) -> None:
+    """The LM head on the read rows only (engine_cloze.trim_prompt_logits) gives the same
+    log-likelihoods as vLLM computing every row, with and without the prefix cache."""
+    reqs = build_grid(real_engine, [(1, LONG_HEAD), (NO_PERSON, None)], QS, scoring="cloze",
+                      prompt_format="harness")
+    trim = real_engine.trim_logits
+    try:
+        runs = []
+        for on, cache in ((True, True), (False, True), (True, False)):
+            real_engine.trim_logits = trim and on
+            real_engine.reset_prefix_cache()
+            runs.append(real_engine.run(reqs, "cloze", prefix_cache=cache))
+    finally:
+        real_engine.trim_logits = trim
+    for a, b, c in zip(*runs, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-3)
+        assert a.logprobs == pytest.approx(c.logprobs, abs=1e-3)
+
+
+def test_trim_plan_follows_vllm_rows() -> None:
+    """The plan gives one (rows, skip) per request vLLM computes logits for, in its order."""
+    from types import SimpleNamespace as NS
+
+    from prefixopt.engine_cloze import FIRST_ROW, _plan
+
+    def req(n_prompt: int, computed: int, first: int | None) -> NS:
+        extra = {FIRST_ROW: first} if first is not None else None
+        return NS(prompt_token_ids=list(range(n_prompt)), num_computed_tokens=computed,
+                  sampling_params=NS(extra_args=extra))
+
+    runner = NS(num_prompt_logprobs={"a": 0, "b": 0, "c": 0, "d": 0},
+                requests={"a": req(50, 32, 40), "b": req(20, 0, None), "c": req(30, 0, 25),
+                          "d": req(10, 0, 3)})
+    plan = _plan(runner, {"a": 18, "b": 20, "d": 4})  # c not scheduled this step
+    # a: rows 32..48 (17 rows, the last token has no target), skip 40-32; b: no trim;
+    # d: a chunk of 4 rows, skip 3
+    assert plan == [(17, 8), (19, 0), (4, 3)]
