@@ -80,6 +80,49 @@ def sequential_reference(model_path: str, mode: str, max_tokens: int,
     return time.perf_counter() - t
 
 
+def batched_reference(model_path: str, mode: str, max_tokens: int,
+                      token_lists: Sequence[Sequence[int]], starts: Sequence[int] | None = None,
+                      dtype: str = "float32", batch: int = 16) -> float:
+    """(e) Plain transformers, batched: padded batches of `batch` prompts, longest first (as
+    lm-evaluation-harness's HF backend orders them), no cache shared between batches.
+    cloze: one forward per batch, log-softmax, each continuation's summed log-prob (starts);
+    letter: one forward per batch, the last position's log-probs; generate: greedy
+    `generate(max_new_tokens)` with left padding. Returns the wall time in seconds."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    order = sorted(range(len(token_lists)), key=lambda j: -len(token_lists[j]))
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for b0 in range(0, len(order), batch):
+            idx = order[b0:b0 + batch]
+            width = max(len(token_lists[j]) for j in idx)
+            ids = torch.zeros((len(idx), width), dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, j in enumerate(idx):
+                n = len(token_lists[j])
+                cols = slice(width - n, width) if mode != "cloze" else slice(0, n)
+                ids[r, cols] = torch.tensor(list(token_lists[j]))
+                mask[r, cols] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            if mode == "generate":
+                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens,
+                               do_sample=False, pad_token_id=0)
+                continue
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(),
+                                     dim=-1)
+            if mode == "cloze" and starts is not None:
+                for r, j in enumerate(idx):
+                    toks = list(token_lists[j])
+                    pos = torch.arange(starts[j], len(toks), device=device)
+                    logp[r, pos - 1, torch.tensor(toks[starts[j]:], device=device)].sum().item()
+            else:
+                logp[:, -1].max(dim=-1).values.sum().item()
+    return time.perf_counter() - t
+
+
 def run_bench(
     engine_cfg: EngineConfig,
     *,
@@ -90,6 +133,7 @@ def run_bench(
     k: int = 16,
     b: int = 32,
     sequential_subset: int = 16,
+    batched_subset: int | None = None,
     data_dir: str | None = None,
     people_path: str | None = None,
     seed: int = 0,
@@ -155,17 +199,31 @@ def run_bench(
     b_s, responses_b = timed_run(requests, cache=False)
     progress("(c) one call per person")
     engine.reset_prefix_cache()
-    c_s = 0.0
+    c_s, c_computed = 0.0, 0
     for i in range(len(heads)):
-        c_s += timed_run(requests[i * len(questions):(i + 1) * len(questions)])[0]
+        secs, out_c = timed_run(requests[i * len(questions):(i + 1) * len(questions)])
+        c_s += secs
+        c_computed += sum(x.prompt_tokens - x.cached_tokens for x in out_c)
 
     progress(f"(d) transformers, one request at a time, {sequential_subset} prompts")
     step = max(len(requests) // max(sequential_subset, 1), 1)
     subset = list(range(0, len(requests), step))[:sequential_subset]  # spread over people
     sub_tokens = engine.prompt_token_ids([requests[i] for i in subset], mode)
-    d_sub_s = sequential_reference(engine.model, mode, max_tokens, sub_tokens,
-                                   engine_cfg.dtype)
+    # the references run in the engine's resolved dtype (auto -> float32 on a CPU without
+    # native bf16, where a bf16 matmul is ~50x slower)
+    d_sub_s = sequential_reference(engine.model, mode, max_tokens, sub_tokens, engine.dtype)
     d_s = d_sub_s / len(subset) * len(requests)  # extrapolated to K*B prompts
+
+    n_e = len(token_lists) if not batched_subset else min(batched_subset, len(token_lists))
+    progress(f"(e) transformers, padded batches of 16, {n_e} engine prompts")
+    e_idx = list(range(0, len(token_lists), max(len(token_lists) // n_e, 1)))[:n_e]
+    e_starts = engine.cloze_tokens(requests)[2] if mode == "cloze" else None
+    e_sub_s = batched_reference(engine.model, mode, max_tokens,
+                                [token_lists[j] for j in e_idx],
+                                [e_starts[j] for j in e_idx] if e_starts else None,
+                                engine.dtype)
+    e_s = e_sub_s / len(e_idx) * len(token_lists)
+    all_tokens = sum(map(len, token_lists))
 
     host_s = render_s + judge_s
     return {
@@ -179,6 +237,19 @@ def run_bench(
         "sequential_measured_prompts": len(subset), "sequential_measured_s": d_sub_s,
         "speedup_vs_sequential": d_s / a_s, "speedup_cache": b_s / a_s,
         "speedup_vs_per_person": c_s / a_s,
+        "batched_hf_s": e_s, "batched_hf_extrapolated": len(e_idx) < len(token_lists),
+        "batched_hf_measured_prompts": len(e_idx), "batched_hf_measured_s": e_sub_s,
+        "batched_hf_batch": 16, "speedup_vs_batched_hf": e_s / a_s,
+        "ratio_to_batched_hf": a_s / e_s,
+        # computed prompt tokens (not served from the prefix cache) per second, per way
+        "computed_tok_per_s": {
+            "batched_cache": (prompt_tokens - cached_tokens) / a_s,
+            "batched_nocache": sum(x.prompt_tokens - x.cached_tokens for x in responses_b) / b_s,
+            "per_person": c_computed / c_s,
+            "sequential_hf": sum(map(len, sub_tokens)) / d_sub_s,
+            "batched_hf": sum(len(token_lists[j]) for j in e_idx) / e_sub_s,
+        },
+        "engine_prompt_tokens": all_tokens,
         "render_s": render_s, "judge_s": judge_s, "host_s": host_s,
         "host_share": host_s / a_s,
         # tokenising happens inside engine.run (counted in (a)); shown for transparency

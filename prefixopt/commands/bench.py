@@ -16,18 +16,26 @@ def _table(res: dict[str, Any]) -> None:
     table = Table(title=f"prefixopt bench: {res['benchmark']} {res['scoring']} "
                   f"({res['prompt_format']}, {res['num_fewshot']}-shot), K={res['k']} x "
                   f"B={res['b']} = {n} prompts on {res['device']}")
-    for col in ("way", "seconds", "ms / prompt", "(a) is faster by"):
+    for col in ("way", "seconds", "ms / prompt", "computed tok/s", "(a) is faster by"):
         table.add_column(col, justify="right" if col != "way" else "left")
+    tps = res["computed_tok_per_s"]
+    e_note = (f"extrapolated from {res['batched_hf_measured_prompts']}"
+              if res["batched_hf_extrapolated"] else "all prompts")
     rows = [
-        ("(a) one batched call, prefix cache", res["batched_cache_s"], 1.0),
-        ("(b) one batched call, cache off", res["batched_nocache_s"], res["speedup_cache"]),
-        ("(c) one call per person", res["per_person_s"], res["speedup_vs_per_person"]),
+        ("(a) one batched call, prefix cache", res["batched_cache_s"], tps["batched_cache"], 1.0),
+        ("(b) one batched call, cache off", res["batched_nocache_s"], tps["batched_nocache"],
+         res["speedup_cache"]),
+        ("(c) one call per person", res["per_person_s"], tps["per_person"],
+         res["speedup_vs_per_person"]),
         ((f"(d) transformers one at a time (extrapolated from "
-         f"{res['sequential_measured_prompts']})"), res["sequential_s"],
+         f"{res['sequential_measured_prompts']})"), res["sequential_s"], tps["sequential_hf"],
          res["speedup_vs_sequential"]),
+        (f"(e) transformers, padded batches of 16 ({e_note})", res["batched_hf_s"],
+         tps["batched_hf"], res["speedup_vs_batched_hf"]),
     ]
-    for way, secs, speed in rows:
-        table.add_row(way, f"{secs:.2f}", f"{1000 * secs / n:.1f}", f"{speed:.1f}x")
+    for way, secs, rate, speed in rows:
+        table.add_row(way, f"{secs:.2f}", f"{1000 * secs / n:.1f}", f"{rate:.0f}",
+                      f"{speed:.2f}x")
     out_console.print(table)
     out_console.print(
         f"prefix cache hit rate {res['cache_hit_rate']:.1%} of prompt tokens; "
@@ -35,7 +43,7 @@ def _table(res: dict[str, Any]) -> None:
         f"({res['cache_hit_of_block_shareable']:.1%} of those in whole {res['block_size']}-token "
         f"blocks); host render + judge {res['host_s'] * 1000:.0f} ms = "
         f"{res['host_share']:.1%} of (a); {res['prompts_per_s']:.1f} prompts/s; "
-        f"engine start {res['engine_start_s']:.0f} s; total {res['total_s']:.0f} s",
+        f"dtype {res['dtype']}; engine start {res['engine_start_s']:.0f} s; total {res['total_s']:.0f} s",
         highlight=False,
     )
 
@@ -55,8 +63,11 @@ def register(app: typer.Typer) -> None:
         b: Annotated[int, typer.Option("-b", "--questions", help="questions per person (B)")] = 32,
         sequential_subset: Annotated[int, typer.Option(
             help="prompts timed one at a time through transformers for (d)")] = 16,
-        dtype: Annotated[str, typer.Option(help="model dtype for vLLM (auto = the model's)")] = (
-            "auto"),
+        batched_subset: Annotated[int | None, typer.Option(
+            help="engine prompts timed in transformers batches for (e) (default: all)")] = None,
+        dtype: Annotated[str, typer.Option(
+            help="model dtype for vLLM and the transformers references (auto: CUDA -> the "
+                 "model's, CPU with native bf16 -> bfloat16, other CPUs -> float32)")] = "auto",
         max_model_len: Annotated[int, typer.Option(help="vLLM max_model_len")] = 2048,
         data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR",
                                                      help="<dir>/<benchmark>/<split>.jsonl")] = (
@@ -88,6 +99,7 @@ def register(app: typer.Typer) -> None:
             res = run_bench(
                 cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
                 num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
+            batched_subset=batched_subset,
                 data_dir=data_dir, people_path=people, seed=seed,
                 progress=progress,
             )
