@@ -31,12 +31,14 @@ from prefixopt.records import Request, Response
 
 FIRST_ROW = "prefixopt_first_logit_row"  # SamplingParams.extra_args key
 TRIM_VLLM_VERSIONS = ("0.32.",)  # the runner internals `trim_prompt_logits` relies on
+ROW_BUCKET = 16  # LM-head rows are padded to a multiple of this (see compute_logits)
 
 
 def trim_prompt_logits() -> bool:
     """Install the row trim on vLLM's (GPU/CPU) model runner class, once. Returns whether it
     is installed. It reaches the runner only when the engine core runs in this process (the
     CPU setting VLLM_ENABLE_V1_MULTIPROCESSING=0); elsewhere vLLM computes every row."""
+    import torch
     import vllm
     from vllm.v1.worker import gpu_model_runner as gmr
 
@@ -50,7 +52,7 @@ def trim_prompt_logits() -> bool:
     def _get_prompt_logprobs_dict(self: Any, hidden_states: Any,
                                   num_scheduled_tokens: dict[str, int]) -> Any:
         plan = _plan(self, num_scheduled_tokens)
-        if not any(skip for _, skip in plan):
+        if not plan:
             return original(self, hidden_states, num_scheduled_tokens)
         model = self.model
         full = model.compute_logits
@@ -58,9 +60,17 @@ def trim_prompt_logits() -> bool:
 
         def compute_logits(hidden: Any) -> Any:
             rows, skip = next(steps, (-1, 0))
-            if rows != hidden.shape[0] or skip == 0:  # not the plan's request: compute all
+            if rows != hidden.shape[0]:  # not the plan's request: compute all
                 return full(hidden)
-            part = full(hidden[min(skip, rows - 1):])  # at least one row, for the vocab size
+            keep = hidden[min(skip, rows - 1):]  # at least one row, for the vocab size
+            # pad to a multiple of ROW_BUCKET rows: few distinct GEMM shapes, so the CPU
+            # build's oneDNN kernels (made per shape) are made once, not per request
+            pad = -keep.shape[0] % ROW_BUCKET
+            if pad:
+                keep = torch.cat([keep, keep.new_zeros((pad, keep.shape[1]))])
+            part = full(keep)[:keep.shape[0] - pad]
+            if part.shape[0] == rows:
+                return part
             out = part.new_zeros((rows, part.shape[-1]))
             out[rows - part.shape[0]:] = part
             return out
