@@ -143,7 +143,7 @@ def run_bench(
     from prefixopt import prompts
     from prefixopt import scoring as scoring_mod
     from prefixopt.benchmarks import default_split, load_split
-    from prefixopt.engine import build_engine
+    from prefixopt.engines.vllm_engine import build_engine
     from prefixopt.prompts import persona
 
     t_all = time.perf_counter()

@@ -99,11 +99,11 @@ def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
         if planted or people is None:  # a simulate run's own engine (or why there is none)
             engine = synthetic_engine_for_run(run_dir)
         else:
-            from prefixopt.synthetic import SyntheticEngine
+            from prefixopt.engines.synthetic import SyntheticEngine
 
             engine = SyntheticEngine(people, np.full(len(people.person_id), 0.5), seed=seed)
     else:
-        from prefixopt.engine import build_engine
+        from prefixopt.engines.vllm_engine import build_engine
 
         engine = build_engine(cfg)
     return engine, time.perf_counter() - t
@@ -112,7 +112,7 @@ def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
 def synthetic_engine_for_run(run_dir: str | Path):
     """Rebuild the planted engine a `simulate` run trained against, from config.json's
     "synthetic" entry: base_accuracy, difficulty_sd, seed, delta, planted_person_ids."""
-    from prefixopt.synthetic import SyntheticEngine
+    from prefixopt.engines.synthetic import SyntheticEngine
 
     meta = runs.read_config(run_dir)
     syn = meta.get("synthetic")

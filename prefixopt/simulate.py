@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from prefixopt import runs
-from prefixopt.synthetic import SyntheticEngine
+from prefixopt.engines.synthetic import SyntheticEngine
 
 
 # --- scenarios --------------------------------------------------------------------------------

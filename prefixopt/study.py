@@ -134,7 +134,7 @@ def build_engine(plan: StudyPlan, ecfg: EngineConfig) -> tuple[Any, float]:
     jobs.make_engine."""
     if ecfg.kind != "synthetic":
         return jobs.make_engine(ecfg)
-    from prefixopt.synthetic import SyntheticEngine
+    from prefixopt.engines.synthetic import SyntheticEngine
 
     t = time.perf_counter()
     syn = plan.meta["synthetic"]

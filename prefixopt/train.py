@@ -19,7 +19,7 @@ import polars as pl
 
 from prefixopt import runs
 from prefixopt.config import TrainConfig
-from prefixopt.engine import Engine
+from prefixopt.engines import Engine
 from prefixopt.errors import PrefixoptError
 from prefixopt.interrupts import defer_sigint
 from prefixopt.policy import Baseline, Policy, entropy

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefixopt import benchmarks, evaluate, runs, simulate, synthetic
+from prefixopt import benchmarks, evaluate, runs, simulate
+from prefixopt.engines import synthetic
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
 

@@ -96,7 +96,7 @@ def main() -> None:
     from prefixopt import prompts
     from prefixopt import scoring as scoring_mod
     from prefixopt.config import EngineConfig
-    from prefixopt.engine import build_engine
+    from prefixopt.engines.vllm_engine import build_engine
     from prefixopt.records import NO_PERSON
 
     qs = questions_for(args.benchmark, args.split, args.n, args.data_dir)

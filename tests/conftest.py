@@ -45,7 +45,7 @@ def real_engine():
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     from prefixopt.config import EngineConfig
-    from prefixopt.engine import build_engine
+    from prefixopt.engines.vllm_engine import build_engine
 
     return build_engine(EngineConfig(max_model_len=2048))
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from prefixopt import runs
 from prefixopt.prompts import build_grid, persona
 from prefixopt.records import NO_PERSON, Question, Request
 
@@ -103,7 +104,7 @@ def test_cloze_matches_transformers(real_engine) -> None:
 
 def test_missing_model_is_one_clear_error(tmp_path, monkeypatch) -> None:
     from prefixopt.config import EngineConfig
-    from prefixopt.engine import build_engine
+    from prefixopt.engines.vllm_engine import build_engine
     from prefixopt.errors import PrefixoptError
 
     with pytest.raises(PrefixoptError, match="does not exist"):
@@ -138,7 +139,7 @@ def test_trim_plan_follows_vllm_rows() -> None:
     """The plan gives one (rows, skip) per request vLLM computes logits for, in its order."""
     from types import SimpleNamespace as NS
 
-    from prefixopt.engine_cloze import FIRST_ROW, _plan
+    from prefixopt.engines.vllm_cloze import FIRST_ROW, _plan
 
     def req(n_prompt: int, computed: int, first: int | None) -> NS:
         extra = {FIRST_ROW: first} if first is not None else None
@@ -152,3 +153,39 @@ def test_trim_plan_follows_vllm_rows() -> None:
     # a: rows 32..48 (17 rows, the last token has no target), skip 40-32; b: no trim;
     # d: a chunk of 4 rows, skip 3
     assert plan == [(17, 8), (19, 0), (4, 3)]
+
+
+@pytest.mark.engine
+def test_one_iteration_mixes_three_scoring_modes_in_one_engine_call(real_engine, bench_dir,
+                                                                    tmp_path, monkeypatch):
+    """A multi-benchmark iteration (ARC cloze, MMLU letter, GSM8K generate) is ONE engine.run
+    and ONE llm.generate with every kind of request (a cloze re-run may add a small second)."""
+    from conftest import WrappedEngine
+
+    from prefixopt import jobs
+    from prefixopt.config import TaskConfig, TrainConfig
+
+    cfg = TrainConfig(task=TaskConfig(benchmark="arc_easy,mmlu,gsm8k", data_dir=str(bench_dir)),
+                      train_split="test[:20]", iterations=1, samples_per_iteration=2,
+                      batch_size=3, output_dir=str(tmp_path))
+    job = jobs.prepare_train(cfg)
+    generate_calls = []
+    real_generate = real_engine.llm.generate
+
+    def counting(prompts, params, **kw):
+        generate_calls.append(sorted({"cloze" if p.prompt_logprobs is not None else
+                                      "generate" if p.max_tokens > 1 else "letter"
+                                      for p in params}))
+        return real_generate(prompts, params, **kw)
+
+    monkeypatch.setattr(real_engine.llm, "generate", counting)
+    engine = WrappedEngine(real_engine)
+    summary = jobs.run_train(job, engine)
+    assert summary["iterations_done"] == 1
+    assert len(engine.calls) == 1 and sorted(set(engine.calls[0])) == ["cloze", "generate",
+                                                                        "letter"]
+    assert generate_calls[0] == ["cloze", "generate", "letter"]
+    assert len(generate_calls) <= 2
+    answers = runs.scan(job.run_dir, "answers").collect()
+    assert sorted(set(answers["benchmark"])) == ["arc_easy", "gsm8k", "mmlu"]
+    assert answers.filter(answers["benchmark"] == "gsm8k")["completion"].null_count() == 0

@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import cli, evaluate, jobs, runs, simulate, synthetic
+from prefixopt import cli, evaluate, jobs, runs, simulate
 from prefixopt.config import EvalConfig, TaskConfig
+from prefixopt.engines import synthetic
 from prefixopt.errors import PrefixoptError
 
 ROW_COLUMNS = {"prefix_kind", "prefix", "person_id", "question_id", "correct", "parsed", "pred",

@@ -20,7 +20,7 @@ def built(monkeypatch):
         calls.append(cfg)
         raise AssertionError("the engine was built before the bad input was refused")
 
-    monkeypatch.setattr("prefixopt.engine.build_engine", recorder)
+    monkeypatch.setattr("prefixopt.engines.vllm_engine.build_engine", recorder)
     return calls
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt import synthetic
 from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
+from prefixopt.engines import synthetic
 from prefixopt.people import load_people
 from prefixopt.prompts import build_grid
 from prefixopt.records import NO_PERSON

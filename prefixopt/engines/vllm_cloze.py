@@ -1,4 +1,5 @@
-"""Cloze scoring through vLLM (imported lazily; engine.py's VllmEngine calls `run_cloze`).
+"""Cloze scoring through vLLM (imported lazily; VllmEngine.run puts `cloze_batch` prompts
+into its one generate call).
 
 Each choice is one prompt (context + continuation) with `prompt_logprobs=0`; the summed
 log-probs of the continuation tokens are its log-likelihood, with the harness's token split.
@@ -24,7 +25,7 @@ Two costs vLLM adds over what cloze needs, and what is done about them:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefixopt.records import Request, Response
@@ -132,10 +133,14 @@ def cloze_tokens(engine: Any, requests: Sequence[Request]
     return whole_ids, owner, starts
 
 
-def run_cloze(engine: Any, requests: Sequence[Request], prefix_cache: bool,
-              trim: bool = True) -> list[Response]:
-    """One generate call for every choice prompt (+ one for the few re-runs); per request the
-    continuations' summed log-probs, and prompt / cached / output token counts."""
+def cloze_batch(engine: Any, requests: Sequence[Request], prefix_cache: bool,
+                trim: bool = True) -> tuple[list, list, Callable[[list], list[Response]]]:
+    """(prompts, SamplingParams, finish): one prompt per choice, to go into the engine's ONE
+    generate call with whatever else it scores; finish(outputs) re-runs the few prompts whose
+    cache hit reached a row it reads (a second, small call) and returns per request the
+    continuations' summed log-probs and prompt / cached / output token counts."""
+    if not requests:
+        return [], [], lambda outs: []
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -151,29 +156,32 @@ def run_cloze(engine: Any, requests: Sequence[Request], prefix_cache: bool,
         )
 
     prompts = [TokensPrompt(prompt_token_ids=ids) for ids in whole_ids]
-    outs = list(engine.llm.generate(prompts, [params(prefix_cache, s) for s in starts],
-                                    use_tqdm=False))
-    # rows before num_cached_tokens carry no log-probs; a hit that covers the row that
-    # predicts the first continuation token (row start-1) must be recomputed
-    redo = [j for j, o in enumerate(outs) if (o.num_cached_tokens or 0) > starts[j] - 1]
-    if redo:
-        again = engine.llm.generate([prompts[j] for j in redo],
-                                    [params(False, starts[j]) for j in redo], use_tqdm=False)
-        for j, o in zip(redo, again, strict=True):
-            cached = outs[j].num_cached_tokens
-            outs[j] = o
-            o.num_cached_tokens = cached  # what the first pass found; we paid for both
-    engine.last_cloze_stats = {"prompts": len(prompts), "rerun": len(redo)}
-    responses = [Response() for _ in requests]
-    lls: list[list[float]] = [[] for _ in requests]
-    for j, ((i, _), out) in enumerate(zip(owner, outs, strict=True)):
-        ids = whole_ids[j]
-        plp = out.prompt_logprobs  # [None, {tok: Logprob}, ...], one per prompt position
-        lls[i].append(sum(plp[p][ids[p]].logprob for p in range(starts[j], len(ids))))
-        resp = responses[i]
-        resp.prompt_tokens += len(ids)
-        resp.cached_tokens += out.num_cached_tokens or 0
-        resp.output_tokens += len(out.outputs[0].token_ids)
-    for resp, ll in zip(responses, lls, strict=True):
-        resp.logprobs = tuple(ll)
-    return responses
+
+    def finish(outs: list) -> list[Response]:
+        outs = list(outs)
+        # rows before num_cached_tokens carry no log-probs; a hit that covers the row that
+        # predicts the first continuation token (row start-1) must be recomputed
+        redo = [j for j, o in enumerate(outs) if (o.num_cached_tokens or 0) > starts[j] - 1]
+        if redo:
+            again = engine.llm.generate([prompts[j] for j in redo],
+                                        [params(False, starts[j]) for j in redo], use_tqdm=False)
+            for j, o in zip(redo, again, strict=True):
+                cached = outs[j].num_cached_tokens
+                outs[j] = o
+                o.num_cached_tokens = cached  # what the first pass found; we paid for both
+        engine.last_cloze_stats = {"prompts": len(prompts), "rerun": len(redo)}
+        responses = [Response() for _ in requests]
+        lls: list[list[float]] = [[] for _ in requests]
+        for j, ((i, _), out) in enumerate(zip(owner, outs, strict=True)):
+            ids = whole_ids[j]
+            plp = out.prompt_logprobs  # [None, {tok: Logprob}, ...], one per prompt position
+            lls[i].append(sum(plp[p][ids[p]].logprob for p in range(starts[j], len(ids))))
+            resp = responses[i]
+            resp.prompt_tokens += len(ids)
+            resp.cached_tokens += out.num_cached_tokens or 0
+            resp.output_tokens += len(out.outputs[0].token_ids)
+        for resp, ll in zip(responses, lls, strict=True):
+            resp.logprobs = tuple(ll)
+        return responses
+
+    return prompts, [params(prefix_cache, s) for s in starts], finish

@@ -25,36 +25,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
+from prefixopt.config import CPU_BLOCK_SIZE, SCORINGS, EngineConfig
+from prefixopt.engines.vllm_boot import load_error, mend_aot_cache_load
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
-
-MODES = ("letter", "cloze", "generate")
-
-
-class Engine(Protocol):
-    """What train/eval/bench need from an engine; the synthetic engine implements it too."""
-
-    def render_chat(self, system: str | None, user: str) -> str:
-        """The model's chat template applied to [system?, user] + the generation prompt."""
-        ...
-
-    def run(
-        self,
-        requests: Sequence[Request],
-        mode: str,
-        *,
-        max_tokens: int = 1,
-        stop: Sequence[str] = (),
-    ) -> list[Response]:
-        """Score all requests in ONE engine call. mode: letter | cloze | generate."""
-        ...
-
-    def info(self) -> dict[str, str]:
-        """Model, device and library versions, for config.json and bench output."""
-        ...
 
 
 def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
@@ -80,7 +56,7 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     import vllm
 
-    _mend_aot_cache_load()
+    mend_aot_cache_load()
     kwargs: dict[str, Any] = {
         "model": model,
         "dtype": dtype,
@@ -106,60 +82,14 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     try:
         llm = vllm.LLM(**kwargs)
     except Exception as exc:  # map vLLM's many load errors to one line
-        raise PrefixoptError(_load_error(cfg, model, exc)) from exc
+        raise PrefixoptError(load_error(cfg, model, exc)) from exc
     where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
     engine = VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
     if not on_cuda and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
-        from prefixopt.engine_cloze import trim_prompt_logits
+        from prefixopt.engines.vllm_cloze import trim_prompt_logits
 
         engine.trim_logits = trim_prompt_logits()
     return engine
-
-
-def _mend_aot_cache_load() -> None:
-    """Make vLLM's compile cache load on CPU. vLLM 0.32 + torch 2.13: the CPU build compiles
-    with torch's own Inductor backend, whose AOT artifact deserialises to a plain function;
-    vLLM then calls `.finalize_loading(...)` on it (a method of its own backend's artifact
-    only), fails with "'function' object has no attribute 'finalize_loading'" and compiles
-    again on every start (~140 s here). Giving that function a no-op `finalize_loading` lets
-    the saved artifact load (nothing is left to finalise for Inductor's artifact). Idempotent;
-    does nothing when torch's class is not there."""
-    try:
-        from torch._dynamo import aot_compile_types as act
-    except ImportError:
-        return
-    cls = getattr(act, "BundledAOTAutogradSerializableCallable", None)
-    orig = getattr(cls, "deserialize_compile_artifacts", None)
-    if orig is None or getattr(orig, "_prefixopt_mended", False):
-        return
-    orig_fn = orig.__func__
-
-    def deserialize(klass: Any, data: bytes) -> Any:
-        fn = orig_fn(klass, data)
-        if not hasattr(fn, "finalize_loading"):
-            try:
-                fn.finalize_loading = lambda vllm_config: None
-            except (AttributeError, TypeError):
-                pass
-        return fn
-
-    deserialize._prefixopt_mended = True  # type: ignore[attr-defined]
-    cls.deserialize_compile_artifacts = classmethod(deserialize)
-
-
-def _load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    low = text.lower()
-    if "out of memory" in low or "memory" in low and ("kv cache" in low or "not enough" in low):
-        return (
-            f"model {model} does not fit ({text}); lower --max-model-len, raise "
-            "--gpu-memory-utilization, use --load-in-4bit or a smaller model"
-        )
-    if "max_model_len" in low or "max model len" in low:
-        return f"model {model}: {text}; lower --max-model-len"
-    if any(s in low for s in ("not found", "does not appear", "repository", "offline", "connect")):
-        return f"cannot load model {model!r} ({text}); check the HF id or pass a local folder"
-    return f"cannot build the vLLM engine for {model} ({type(exc).__name__}: {text})"
 
 
 class VllmEngine:
@@ -239,65 +169,84 @@ class VllmEngine:
     def run(
         self,
         requests: Sequence[Request],
-        mode: str,
+        mode: str | Sequence[str],
         *,
         max_tokens: int = 1,
         stop: Sequence[str] = (),
         prefix_cache: bool = True,
     ) -> list[Response]:
-        """Score all requests in ONE llm.generate call. prefix_cache=False makes every request
-        skip reading the prefix cache (bench's cache-off measurement, same engine)."""
-        if mode not in MODES:
-            raise PrefixoptError(f"unknown scoring mode {mode!r}; use one of {', '.join(MODES)}")
+        """Score all requests in ONE llm.generate call (one SamplingParams per prompt, so
+        letter, cloze and generate requests can share it; cloze re-runs the few prompts whose
+        cache hit reached a row it reads). mode: one for all, or one per request.
+        prefix_cache=False makes every request skip reading the prefix cache (bench)."""
+        from prefixopt.engines.vllm_cloze import cloze_batch
+
+        modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
+        unknown = sorted(set(modes) - set(SCORINGS))
+        if unknown or len(modes) != len(requests):
+            raise PrefixoptError(f"unknown scoring mode {unknown[0] if unknown else mode!r}; "
+                                 f"use one of {', '.join(SCORINGS)}")
         if not requests:
             return []
-        if mode == "cloze":
-            return self._run_cloze(requests, prefix_cache)
+        cloze = [i for i, m in enumerate(modes) if m == "cloze"]  # request positions
+        plain = [i for i, m in enumerate(modes) if m != "cloze"]
+        prompts_c, params_c, finish_c = cloze_batch(self, [requests[i] for i in cloze],
+                                                    prefix_cache, self.trim_logits)
+        prompts_p, params_p = self._plain_batch([requests[i] for i in plain],
+                                                [modes[i] for i in plain], max_tokens, stop,
+                                                prefix_cache)
+        outs = list(self.llm.generate(prompts_c + prompts_p, params_c + params_p,
+                                      use_tqdm=False)) if prompts_c or prompts_p else []
+        responses: list[Response] = [Response() for _ in requests]
+        for i, resp in zip(cloze, finish_c(outs[:len(prompts_c)]), strict=True):
+            responses[i] = resp
+        for i, out in zip(plain, outs[len(prompts_c):], strict=True):
+            responses[i] = self._read_plain(requests[i], modes[i], out)
+        return responses
+
+    def _plain_batch(self, requests: Sequence[Request], modes: Sequence[str], max_tokens: int,
+                     stop: Sequence[str], prefix_cache: bool) -> tuple[list, list]:
+        """Prompts and SamplingParams of letter (one token, restricted to the answer letters)
+        and generate (greedy, stop strings) requests."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         skip = None if prefix_cache else True
         prompts = [TokensPrompt(prompt_token_ids=ids) for ids in self.encode(
             [r.prompt for r in requests])]
-        if mode == "generate":
-            params: Any = SamplingParams(
-                temperature=0.0, max_tokens=max_tokens, stop=list(stop) or None,
-                skip_reading_prefix_cache=skip,
-            )
-        else:  # letter: one token, restricted to the answer letters
-            by_key: dict[tuple[tuple[str, ...], bool], Any] = {}
-            params = []
-            for r in requests:
+        shared: dict[Any, Any] = {}  # one SamplingParams per distinct setting
+        params = []
+        for r, m in zip(requests, modes, strict=True):
+            if m == "generate":
+                key: Any = "generate"
+                if key not in shared:
+                    shared[key] = SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                                 stop=list(stop) or None,
+                                                 skip_reading_prefix_cache=skip)
+            else:
                 if not r.letters:
                     raise PrefixoptError(f"{r.question.question_id}: letter scoring needs letters")
                 key = (r.letters, r.prompt[-1:].isspace())
-                if key not in by_key:
+                if key not in shared:
                     ids = self.letter_token_ids(*key)
-                    by_key[key] = SamplingParams(
+                    shared[key] = SamplingParams(
                         temperature=0.0, max_tokens=1, logprobs=len(ids),
-                        allowed_token_ids=ids, detokenize=False,
-                        skip_reading_prefix_cache=skip,
-                    )
-                params.append(by_key[key])
-        outs = self.llm.generate(prompts, params, use_tqdm=False)
-        responses = []
-        for r, out in zip(requests, outs, strict=True):
-            comp = out.outputs[0]
-            resp = Response(
-                prompt_tokens=len(out.prompt_token_ids),
-                cached_tokens=out.num_cached_tokens or 0,
-                output_tokens=len(comp.token_ids),
-            )
-            if mode == "generate":
-                resp.text = comp.text
-            else:
-                step = comp.logprobs[0]  # {token_id: Logprob}, the letters only
-                ids = self.letter_token_ids(r.letters, r.prompt[-1:].isspace())
-                resp.logprobs = tuple(
-                    step[i].logprob if i in step else float("-inf") for i in ids
-                )
-            responses.append(resp)
-        return responses
+                        allowed_token_ids=ids, detokenize=False, skip_reading_prefix_cache=skip)
+            params.append(shared[key])
+        return prompts, params
+
+    def _read_plain(self, request: Request, mode: str, out: Any) -> Response:
+        comp = out.outputs[0]
+        resp = Response(prompt_tokens=len(out.prompt_token_ids),
+                        cached_tokens=out.num_cached_tokens or 0,
+                        output_tokens=len(comp.token_ids))
+        if mode == "generate":
+            resp.text = comp.text
+        else:
+            step = comp.logprobs[0]  # {token_id: Logprob}, the letters only
+            ids = self.letter_token_ids(request.letters, request.prompt[-1:].isspace())
+            resp.logprobs = tuple(step[i].logprob if i in step else float("-inf") for i in ids)
+        return resp
 
     @property
     def block_size(self) -> int:
@@ -308,7 +257,7 @@ class VllmEngine:
                      ) -> tuple[list[list[int]], list[tuple[int, int]], list[int]]:
         """(prompt ids per choice, (request, choice) per prompt, continuation start per
         prompt), the harness split (engine_cloze.cloze_tokens)."""
-        from prefixopt.engine_cloze import cloze_tokens
+        from prefixopt.engines.vllm_cloze import cloze_tokens
 
         return cloze_tokens(self, requests)
 
@@ -317,8 +266,3 @@ class VllmEngine:
         if mode == "cloze":
             return self.cloze_tokens(requests)[0]
         return self.encode([r.prompt for r in requests])
-
-    def _run_cloze(self, requests: Sequence[Request], prefix_cache: bool) -> list[Response]:
-        from prefixopt.engine_cloze import run_cloze
-
-        return run_cloze(self, requests, prefix_cache, trim=self.trim_logits)
