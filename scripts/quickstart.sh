@@ -10,13 +10,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 RUN_NAME="quickstart-$(date +%Y%m%d-%H%M%S)"
-# ONE process, ONE engine start: train 6 iterations x 8 people x 16 questions (a demonstration,
-# far too short to learn anything: docs/learner_study.md says the defaults need ~50,000
-# question evaluations), then 200 held-out ARC-Easy test questions for the learned top 3, no
-# prefix, 3 random people and the hand-written prompts in one batched call, then the report.
+# ONE process, ONE engine start: train 4 iterations x 8 people x 8 questions (a demonstration of
+# the pipeline, far too short to learn anything: docs/learner_study.md says the defaults need
+# ~50,000 question evaluations), then 60 held-out ARC-Easy test questions for the learned top 2,
+# no prefix, 2 random people and the hand-written prompts in one batched call, then the report.
+# Sized to finish within 5 minutes on a 2-core CPU without bf16 (README "Machines").
 # A killed quickstart continues with: prefixopt run --resume runs/<name> (same --eval-* options)
-"$VENV/bin/prefixopt" run --run-name "$RUN_NAME" --iterations 6 \
-    --samples-per-iteration 8 --batch-size 16 \
-    --eval-num-questions 200 --eval-top-k 3 --eval-num-random 3
+"$VENV/bin/prefixopt" run --run-name "$RUN_NAME" --iterations 4 \
+    --samples-per-iteration 8 --batch-size 8 \
+    --eval-num-questions 60 --eval-top-k 2 --eval-num-random 2
 echo "quickstart: run directory runs/$RUN_NAME"
 echo "quickstart: report runs/$RUN_NAME/report/report.md"
