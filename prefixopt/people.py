@@ -1,6 +1,6 @@
-"""The people table (`notable_people_10k.csv`, committed at the repo root; pantheon.py
-rebuilds it): load and validate any CSV with at least name, field, era (each problem is one
-line naming file and row), exclude fields or occupations, filter and count for browsing.
+"""The people table (`notable_people_10k.csv`, committed at the repo root; people_build.py
+rebuilds it from Pantheon): load and validate any CSV with at least name, field, era (each
+problem is one line naming file and row), exclude fields or occupations, filter and count.
 """
 
 from __future__ import annotations

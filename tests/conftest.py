@@ -33,7 +33,7 @@ def pantheon_path() -> Path:
 @pytest.fixture(scope="session")
 def people_csv(tmp_path_factory, pantheon_path) -> str:
     """The people table built from Pantheon into a temp dir, once per session (a path str)."""
-    from prefixopt.pantheon import write_people
+    from prefixopt.people_build import write_people
 
     path, _ = write_people(tmp_path_factory.mktemp("people") / "people.csv", pantheon_path)
     return str(path)

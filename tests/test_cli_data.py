@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt import pantheon, people
+from prefixopt import people, people_build
 from prefixopt.cli import app, main
 
 DESIGN_COMMANDS = ("setup", "data", "train", "eval", "report", "simulate", "bench", "people")
@@ -131,7 +131,7 @@ def test_setup_checks_the_committed_table(cli, tmp_path: Path) -> None:
 
 def test_rebuild_without_a_source_is_one_line(cli, tmp_path: Path, monkeypatch) -> None:
     missing = tmp_path / "shared" / "pantheon_1_0.tsv"
-    monkeypatch.setattr(pantheon, "DEFAULT_PANTHEON_PATH", missing)
+    monkeypatch.setattr(people_build, "DEFAULT_PANTHEON_PATH", missing)
     out = tmp_path / "p.csv"
     proc = cli("setup", "--rebuild-people", "--out", str(out), "--no-model")
     assert proc.returncode == 2

@@ -13,13 +13,18 @@ import pytest
 
 from prefixopt.errors import PrefixoptError
 from prefixopt.fields import ERAS, FIELDS, OCCUPATION_FIELD, era_of
-from prefixopt.pantheon import DEFAULT_PANTHEON_PATH, build_people, parse_birth_year, write_people
 from prefixopt.people import (
     COLUMNS,
     DEFAULT_PEOPLE_PATH,
     filter_people,
     load_people,
     people_counts,
+)
+from prefixopt.people_build import (
+    DEFAULT_PANTHEON_PATH,
+    build_people,
+    parse_birth_year,
+    write_people,
 )
 
 PANTHEON_HEADER = ["en_curid", "name", "birthyear", "occupation", "countryName", "HPI"]

@@ -58,10 +58,10 @@ def _setup_people(out: Path | None, source: Path | None, rebuild: bool) -> tuple
     path = out or people.DEFAULT_PEOPLE_PATH
     written = False
     if rebuild:
-        from prefixopt import pantheon
+        from prefixopt import people_build
 
-        source = source or pantheon.DEFAULT_PANTHEON_PATH
-        path, written = pantheon.write_people(path, source, force=True)
+        source = source or people_build.DEFAULT_PANTHEON_PATH
+        path, written = people_build.write_people(path, source, force=True)
         state = f"rebuilt from {source}" if written else f"up to date with {source}"
     elif not path.is_file():
         fail(
