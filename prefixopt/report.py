@@ -49,7 +49,8 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
         data["field_reward"] = (samples.group_by("field")
                                 .agg(samples=pl.len(), mean_reward=pl.col("reward").mean())
                                 .sort("mean_reward", descending=True).collect())
-    probs = _try(runs.final_probs, run_dir)
+    ckpt = _try(runs.load_checkpoint, run_dir)  # read once: final and per-context policies
+    probs = None if ckpt is None else np.asarray(ckpt["probs"], dtype=float)
     if probs is not None:
         people = runs.run_people(run_dir)
         pp = analysis.people_probs(people.frame, probs)
@@ -57,7 +58,6 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
                     field_mass=analysis.mass_by(pp, "field").collect(),
                     era_mass=analysis.mass_by(pp, "era").collect(), num_people=len(probs),
                     entropy=float(-np.sum(probs[probs > 0] * np.log(probs[probs > 0]))))
-        ckpt = runs.load_checkpoint(run_dir)
         if "context_probs" in ckpt:  # a contextual run: where each context puts its mass
             data["context_mass"] = analysis.context_field_mass(
                 people.frame, ckpt["context_probs"], meta.get("contexts", [])).collect()

@@ -31,43 +31,12 @@ def questions_for(benchmark: str, split: str, n: int, data_dir: str | None, seed
 
 def hf_batched(model_path: str, mode: str, token_lists, starts, dtype: str, batch: int,
                max_tokens: int = 1) -> tuple[float, int]:
-    """Transformers, padded batches (longest first, as lm-evaluation-harness does). cloze: one
-    forward per batch, log_softmax, the continuation's summed log-prob; letter: one forward,
-    last position; generate: model.generate(max_new_tokens) greedy, left padding.
-    Returns (seconds, computed prompt tokens)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    """Transformers in padded batches: bench's reference (e) on these prompts. Returns
+    (seconds, computed prompt tokens)."""
+    from prefixopt.bench import batched_reference
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).eval()
-    order = sorted(range(len(token_lists)), key=lambda j: -len(token_lists[j]))
-    t = time.perf_counter()
-    with torch.inference_mode():
-        for b0 in range(0, len(order), batch):
-            idx = order[b0:b0 + batch]
-            width = max(len(token_lists[j]) for j in idx)
-            ids = torch.zeros((len(idx), width), dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            left = mode == "generate"
-            for r, j in enumerate(idx):
-                toks = torch.tensor(token_lists[j])
-                if left:
-                    ids[r, width - len(toks):] = toks
-                    mask[r, width - len(toks):] = 1
-                else:
-                    ids[r, :len(toks)] = toks
-                    mask[r, :len(toks)] = 1
-            if mode == "generate":
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens,
-                               do_sample=False, pad_token_id=0)
-                continue
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits, dim=-1)
-            if mode == "cloze":
-                for r, j in enumerate(idx):
-                    toks = token_lists[j]
-                    pos = torch.arange(starts[j], len(toks))
-                    logp[r, pos - 1, torch.tensor(toks[starts[j]:])].sum().item()
-    return time.perf_counter() - t, sum(len(x) for x in token_lists)
+    seconds = batched_reference(model_path, mode, max_tokens, token_lists, starts, dtype, batch)
+    return seconds, sum(len(x) for x in token_lists)
 
 
 def hf_one_at_a_time(model_path: str, mode: str, token_lists, dtype: str,
