@@ -59,7 +59,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A REINFORCE run over the people table."""
+    """A learning run over the people table (REINFORCE by default)."""
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -67,6 +67,9 @@ class TrainConfig:
     people: str | None = None  # people CSV; None -> notable_people_10k.csv at the repo root
     exclude_fields: tuple[str, ...] = ()
     exclude_occupations: tuple[str, ...] = ()
+    # reinforce (the softmax policy) | halving (sequential halving) | ttts (top-two Thompson
+    # sampling): prefixopt/learners.py; the budget is iterations x K x B evaluations for all
+    learner: str = "reinforce"
     iterations: int = 20
     samples_per_iteration: int = 16  # K people sampled per iteration
     batch_size: int = 32  # B questions per iteration, shared by all K people

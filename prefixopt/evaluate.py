@@ -154,17 +154,18 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
     """(prefixes, people, final probs, training rewards): the run's learned top-k, random and
     named people, hand-written prompts, and for a contextual run the contextual assignment of
     `questions`. Needs the run's final checkpoint when top_k > 0."""
-    people, probs, train = None, None, None
+    people, probs, train, ranking = None, None, None, None
     if run_dir is not None and (cfg.top_k > 0 or cfg.num_random > 0 or cfg.people_names):
         people = runs.run_people(run_dir)
         if cfg.top_k > 0:
             probs = runs.final_probs(run_dir)  # (N,) row-aligned with people
+            ranking = runs.final_ranking(run_dir)  # (N,) rows best first (halving/ttts: theirs)
             train = analysis.person_train_rewards(runs.scan(run_dir, "samples")).collect()
     elif cfg.num_random > 0 or cfg.people_names:
         from prefixopt.people import load_people
 
         people = load_people(cfg.people)
-    prefixes = build_prefixes(cfg, people, probs, rng)
+    prefixes = build_prefixes(cfg, people, probs, rng, ranking)
     if probs is not None and questions:
         from prefixopt import contextual
 

@@ -56,12 +56,14 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     model, the run directory) and load the inputs; create the run directory last."""
     from prefixopt.benchmarks import load_split
     from prefixopt.iteration import QuestionPlan, benchmark_names
+    from prefixopt.learners import validate as validate_learner
     from prefixopt.people import load_people
     from prefixopt.prompts import fewshot_examples, persona
     from prefixopt.scoring import resolve_scoring
     from prefixopt.train import check_inputs, validate
 
     validate(cfg)
+    validate_learner(cfg)
     check_engine(cfg.engine)
     names = benchmark_names(cfg.task.benchmark)  # (M,)
     modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names}
@@ -128,6 +130,13 @@ def synthetic_engine_for_run(run_dir: str | Path):
         return np.where(planted, base + float(syn.get("delta", 0.0)), base)
 
     by_benchmark = syn.get("planted_person_ids_by_benchmark")
+    if syn.get("small_effects_sd"):  # every person's own accuracy, redrawn from the seed
+        from prefixopt.simulate import small_effects
+
+        accuracy = small_effects(people, float(syn["small_effects_sd"]), base,
+                                 int(syn["seed"])).accuracy
+        return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
+                               int(syn["seed"]))
     accuracy = ({b: planted_accuracy(ids) for b, ids in by_benchmark.items()} if by_benchmark
                 else planted_accuracy(syn.get("planted_person_ids", [])))
     return SyntheticEngine(people, accuracy, base, float(syn.get("difficulty_sd", 1.0)),
@@ -138,7 +147,7 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None,
               extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training loop on a prepared job. extra_meta goes into config.json (a study records
     its planted scenario there, so eval and resume rebuild the same synthetic engine)."""
-    from prefixopt.train import train
+    from prefixopt.learners import train
 
     return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
                  resume=job.resume, fewshot=job.fewshot, extra_meta=extra_meta)
@@ -178,8 +187,12 @@ def check_eval_for(job: TrainJob, ecfg: EvalConfig):
 
 def train_done(job: TrainJob) -> bool:
     ckpt = job.run_dir / "checkpoints" / "latest.npz"
-    return ckpt.is_file() and int(runs.load_checkpoint(job.run_dir)["iteration"]) + 1 >= (
-        job.cfg.iterations)
+    if not ckpt.is_file():
+        return False
+    state = runs.load_checkpoint(job.run_dir)
+    if "finished" in state:  # halving / ttts: the learner says when its budget is spent
+        return bool(state["finished"])
+    return int(state["iteration"]) + 1 >= job.cfg.iterations
 
 
 def eval_done(job: TrainJob, ecfg: EvalConfig) -> bool:

@@ -32,9 +32,11 @@ class Prefix:
 
 
 def build_prefixes(
-    cfg: EvalConfig, people, probs: np.ndarray | None, rng: np.random.Generator
+    cfg: EvalConfig, people, probs: np.ndarray | None, rng: np.random.Generator,
+    ranking: np.ndarray | None = None,
 ) -> list[Prefix]:
-    """none, top-k learned (by final probability), R random people, hand-written, named."""
+    """none, top-k learned (the learner's ranking, rows best first; else by final probability),
+    R random people, hand-written, named."""
     from prefixopt.prompts import persona
 
     template = cfg.task.prefix_template
@@ -45,7 +47,8 @@ def build_prefixes(
 
     out = [Prefix("none", "(none)", NO_PERSON, None)]
     if probs is not None and cfg.top_k > 0:
-        top = np.argsort(-probs, kind="stable")[: cfg.top_k]  # (k,) rows, most probable first
+        order = np.argsort(-probs, kind="stable") if ranking is None else ranking
+        top = order[: cfg.top_k]  # (k,) rows, best first
         out += [person("learned", int(r)) for r in top]
     if people is not None and cfg.num_random > 0:
         n = len(people.names)

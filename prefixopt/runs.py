@@ -197,6 +197,15 @@ def final_probs(run_dir: str | Path) -> np.ndarray:
     return np.asarray(load_checkpoint(run_dir)["probs"], dtype=float)
 
 
+def final_ranking(run_dir: str | Path) -> np.ndarray:
+    """(N,) people rows, best first: the learner's own ranking (halving, ttts: checkpoint
+    "ranking"), else the final policy's probabilities, most probable first (REINFORCE)."""
+    ckpt = load_checkpoint(run_dir)
+    if "ranking" in ckpt:
+        return np.asarray(ckpt["ranking"], dtype=np.int64)
+    return np.argsort(-np.asarray(ckpt["probs"], dtype=float), kind="stable")
+
+
 def run_people(run_dir: str | Path):  # -> People
     """The people table the run used (same file, same exclusions), checked by fingerprint."""
     from prefixopt.people import load_people

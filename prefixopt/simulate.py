@@ -1,7 +1,8 @@
 """Learner studies on the synthetic engine (`prefixopt simulate`): planted scenarios (a field,
-N random people, or nothing), the real train loop run against them, and what the learner ended
-with (mass on the planted set, ranks, the largest field over its pool share). The scenario is
-recorded in config.json so eval and resume rebuild the very same engine.
+N random people, many small effects, or nothing), the real learner (--learner) run against them,
+and what it ended with (mass on the planted set, ranks, the largest field over its pool share; the
+top-ranked person: planted?, simple regret). The scenario is recorded in config.json so eval and
+resume rebuild the very same engine.
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ def planted_people(
                     f"{n} random people at +{delta:g} over {base_accuracy:g}")
 
 
+def small_effects(people, sd: float, base_accuracy: float, seed: int) -> Scenario:
+    """Many small effects: every person's accuracy ~ N(base, sd), clipped to [0.01, 0.99], drawn
+    from the seed (so eval rebuilds it); "planted" = the top 1% by accuracy."""
+    rng = np.random.default_rng([seed, 2])  # apart from the run's rng and the planted set's
+    acc = np.clip(base_accuracy + sd * rng.standard_normal(len(people.person_id)), 0.01, 0.99)
+    mask = acc >= np.quantile(acc, 0.99)  # (N,)
+    return Scenario(f"small:{sd:g}", acc, mask,
+                    f"every person ~ N({base_accuracy:g}, {sd:g}); planted = the top 1%")
+
+
 def null(people, base_accuracy: float) -> Scenario:
     """Nobody is better: every person answers at the base accuracy."""
     n = len(people.person_id)
@@ -109,8 +120,8 @@ def simulate(
     its rank statistics, entropy, and the largest field's mass over its pool share."""
     import dataclasses
 
+    from prefixopt.learners import train
     from prefixopt.policy import entropy
-    from prefixopt.train import train
 
     per_iter = cfg.samples_per_iteration * cfg.batch_size
     cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
@@ -158,7 +169,24 @@ def simulate(
         "host_s_mean": summary["host_s_mean"], "run_dir": summary["run_dir"],
         "top": summary["top"][:5], "history": history,
         **by_context(cfg, scenario, run_dir, p),
+        **ranking_keys(cfg, scenario, run_dir, summary),
     }
+
+
+def ranking_keys(cfg, scenario: Scenario, run_dir, summary: dict) -> dict:
+    """What the learner ranked first (halving/ttts: their ranking; reinforce: its policy):
+    top_planted (the top-1 person is planted), planted_in_top10 (the planted SHARE of the top
+    10, a float in [0, 1]), simple_regret (best planted accuracy minus the top-1 person's),
+    top_confidence (the learner's own probability that its top-1 is the best; None when the
+    learner does not report one)."""
+    ranking = runs.final_ranking(run_dir)  # (N,) rows best first
+    acc = scenario.accuracy  # (N,) planted accuracy per row
+    top = int(ranking[0])
+    return {"learner": cfg.learner, "ranking": runs.read_config(run_dir).get("ranking"),
+            "top_planted": bool(scenario.planted[top]),
+            "planted_in_top10": float(scenario.planted[ranking[:10]].mean()),
+            "simple_regret": float(acc.max() - acc[top]),
+            "top_confidence": summary.get("top_confidence")}
 
 
 def by_context(cfg, scenario: Scenario, run_dir, shared: np.ndarray) -> dict:
@@ -184,10 +212,13 @@ def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_s
     and `train --resume` rebuild the very engine the run trained against
     (jobs.synthetic_engine_for_run reads it)."""
     planted = scenario.planted
+    small = scenario.name.startswith("small:")
     tables = ([scenario.accuracy] if scenario.by_benchmark is None
               else [sc.accuracy for sc in scenario.by_benchmark.values()])
-    delta = float(max(a.max() for a in tables) - base_accuracy) if planted.any() else 0.0
+    delta = float(max(a.max() for a in tables) - base_accuracy) if planted.any() and not small \
+        else 0.0
     return {"synthetic": {
+        **({"small_effects_sd": float(scenario.name.removeprefix("small:"))} if small else {}),
         "scenario": scenario.name, "description": scenario.description,
         "base_accuracy": float(base_accuracy), "difficulty_sd": float(difficulty_sd),
         "seed": int(seed), "delta": delta,
@@ -205,8 +236,11 @@ def _final_probs(run_dir) -> np.ndarray:
 
 
 def scenario_for(people, fields: list[str] | None, n_people: int | None, delta: float,
-                 base_accuracy: float, seed: int, benchmarks: tuple[str, ...] = ()) -> Scenario:
-    """The scenario the options describe (exactly one of field(s), N people, or null)."""
+                 base_accuracy: float, seed: int, benchmarks: tuple[str, ...] = (),
+                 small_sd: float | None = None) -> Scenario:
+    """The scenario the options describe (one of field(s), N people, small effects, or null)."""
+    if small_sd is not None:
+        return small_effects(people, small_sd, base_accuracy, seed)
     if fields:
         return planted_fields(people, fields, benchmarks, delta, base_accuracy)
     if n_people is not None:
@@ -217,7 +251,7 @@ def scenario_for(people, fields: list[str] | None, n_people: int | None, delta: 
 
 def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, delta: float,
         base_accuracy: float, difficulty_sd: float, budget: int, out: Path | None,
-        progress=None) -> dict:
+        progress=None, small_effects: float | None = None) -> dict:
     """`prefixopt simulate`: check and load (jobs.prepare_train, no engine to build), plant the
     scenario, train in `out` (a new run directory) or a temporary one, summarise."""
     from prefixopt import jobs
@@ -226,7 +260,7 @@ def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, del
     from prefixopt.iteration import benchmark_names
 
     scenario = scenario_for(job.people, planted_field, planted_people, delta, base_accuracy,
-                            cfg.seed, benchmark_names(cfg.task.benchmark))
+                            cfg.seed, benchmark_names(cfg.task.benchmark), small_effects)
     with contextlib.ExitStack() as stack:
         if out is None:
             run_dir = stack.enter_context(runs.temp_run_dir())

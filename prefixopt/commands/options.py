@@ -42,6 +42,7 @@ def _train(
     benchmark: Annotated[str, typer.Option(help=f"{' | '.join(BENCHMARKS)}, or several: mmlu,gsm8k,arc_challenge")] = D.task.benchmark,
     model: Annotated[str, typer.Option(help="HF id, local path, or the alias smollm2-135m (also --model_name)")] = D.engine.model,
     scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the benchmark's)")] = D.task.scoring,
+    learner: Annotated[str, typer.Option(help="reinforce (softmax policy) | halving (batched sequential halving) | ttts (top-two Thompson sampling); halving and ttts spend iterations x K x B evaluations")] = D.learner,
     iterations: Annotated[int, typer.Option(help="Policy updates")] = D.iterations,
     samples_per_iteration: Annotated[int, typer.Option("--samples-per-iteration", "-k", help="K people sampled per iteration")] = D.samples_per_iteration,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B questions per iteration, answered by all K")] = D.batch_size,
@@ -146,6 +147,7 @@ def _simulate(
     planted_field: Annotated[list[str] | None, typer.Option(help="Everyone in this field is --delta more accurate; BENCHMARK=FIELD plants it on one benchmark only (repeatable)")] = None,
     planted_people: Annotated[int | None, typer.Option(help="This many random people are --delta more accurate")] = None,
     null: Annotated[bool, typer.Option("--null", help="No effect: everyone at --base-accuracy")] = False,
+    small_effects: Annotated[float | None, typer.Option(help="Many small effects: each person's accuracy ~ N(--base-accuracy, SD), e.g. 0.02; 'planted' = the top 1% by accuracy")] = None,
     delta: Annotated[float, typer.Option(help="Accuracy advantage of the planted set")] = 0.1,
     base_accuracy: Annotated[float, typer.Option(help="Accuracy of everyone else (and of no prefix)")] = 0.5,
     difficulty_sd: Annotated[float, typer.Option(help="SD of the per-question difficulty (logit scale)")] = 1.0,
@@ -170,7 +172,7 @@ EVAL_CMD = _params(_eval_cmd)
 TRAIN_NAMES = frozenset(p.name for p in TRAIN)
 # what `simulate` shares with `train`: the learner and the questions it is asked, not the model
 LEARNER = [p for p in TRAIN if p.name in {
-    "samples_per_iteration", "batch_size", "learning_rate", "optimizer", "baseline", "ema_decay",
+    "learner", "samples_per_iteration", "batch_size", "learning_rate", "optimizer", "baseline", "ema_decay",
     "ema_init", "standardize", "entropy_coef", "parameterization", "common_questions",
     "benchmark_weights", "context",
     "benchmark", "train_split", "data_dir", "people", "exclude_fields", "exclude_occupations",

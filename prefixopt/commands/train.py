@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @with_options(TRAIN, JOB)
     def train(ctx: typer.Context, **values: Any) -> None:
-        """REINFORCE training of the persona policy on a benchmark."""
+        """Learn which persona helps on a benchmark (--learner reinforce | halving | ttts)."""
         from prefixopt import jobs
 
         job = train_job(ctx, values)  # every check passes before the engine starts
@@ -149,8 +149,13 @@ def register(app: typer.Typer) -> None:
         """Run the learner on the synthetic engine (planted accuracies), no LLM."""
         planted_field, planted_people = values["planted_field"], values["planted_people"]
         delta, base_accuracy, budget = values["delta"], values["base_accuracy"], values["budget"]
-        if sum([planted_field is not None, planted_people is not None, values["null"]]) != 1:
-            fail("choose exactly one scenario: --planted-field FIELD, --planted-people N or --null")
+        small = values["small_effects"]
+        if sum([planted_field is not None, planted_people is not None, values["null"],
+                small is not None]) != 1:
+            fail("choose exactly one scenario: --planted-field FIELD, --planted-people N, "
+                 "--small-effects SD or --null")
+        if small is not None and not 0 < small < 0.5:
+            fail(f"--small-effects is an accuracy SD in (0, 0.5), e.g. 0.02 (got {small})")
         if not 0 < base_accuracy < 1 or not 0 < base_accuracy + delta < 1:
             fail(f"--base-accuracy {base_accuracy} + --delta {delta} must stay inside (0, 1)")
         if budget < 1:
@@ -165,7 +170,7 @@ def register(app: typer.Typer) -> None:
             summary = sim.run(cfg, planted_field=planted_field, planted_people=planted_people,
                               delta=delta, base_accuracy=base_accuracy,
                               difficulty_sd=values["difficulty_sd"], budget=budget,
-                              out=values["out"], progress=update)
+                              out=values["out"], progress=update, small_effects=small)
         if values["json_out"]:
             print_json(summary)
             return

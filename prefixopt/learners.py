@@ -1,0 +1,237 @@
+"""The learners behind one interface (`--learner`): reinforce (train.py, the softmax policy), halving
+(halving.py, batched sequential halving) and ttts (ttts.py, top-two Thompson sampling). `train`
+dispatches; the bandit loop writes the same run tables and checkpoint as REINFORCE (one engine call
+per iteration, common questions), where "probs" is P(best) and "ranking" the learner's order.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefixopt import runs
+from prefixopt.config import TrainConfig
+from prefixopt.errors import PrefixoptError
+from prefixopt.policy import entropy
+from prefixopt.records import Question
+
+LEARNERS = ("reinforce", "halving", "ttts")
+REINFORCE_RANKING = "final policy probability"
+
+
+def validate(cfg: TrainConfig) -> None:
+    """What the bandit learners need: Bernoulli rewards on one benchmark, shared questions."""
+    if cfg.learner not in LEARNERS:
+        raise PrefixoptError(f"--learner {cfg.learner!r} is not one of: {', '.join(LEARNERS)}")
+    if cfg.learner == "reinforce":
+        return
+    from prefixopt.iteration import benchmark_names
+
+    flag = f"--learner {cfg.learner}"
+    if len(benchmark_names(cfg.task.benchmark)) > 1 or cfg.context is not None:
+        raise PrefixoptError(f"{flag} learns over one benchmark without --context")
+    if cfg.reward != "accuracy":
+        raise PrefixoptError(f"{flag} keeps Beta posteriors of accuracy: use --reward accuracy")
+    if not cfg.common_questions:
+        raise PrefixoptError(f"{flag} asks everyone of a call the same questions: drop "
+                             "--fresh-questions")
+
+
+def train(cfg: TrainConfig, engine, people, questions: Sequence[Question], run_dir: str | Path,
+          progress: Callable[[dict[str, Any]], None] | None = None, resume: bool = False, *,
+          fewshot: Sequence[Question] = (), extra_meta: dict[str, Any] | None = None
+          ) -> dict[str, Any]:
+    """Run (or continue) the run with cfg.learner; the summary has `top_confidence`."""
+    validate(cfg)
+    if cfg.learner == "reinforce":
+        from prefixopt.train import train as reinforce
+
+        meta = {"learner": "reinforce", "ranking": REINFORCE_RANKING, **(extra_meta or {})}
+        summary = reinforce(cfg, engine, people, questions, run_dir, progress, resume,
+                            fewshot=fewshot, extra_meta=meta)
+        # HOOK: REINFORCE's own confidence in its top person comes from train.py (issue 12);
+        # until it reports one, None says "not measured"
+        summary.setdefault("top_confidence", None)
+        return summary
+    return bandit_train(cfg, engine, people, questions, run_dir, progress, resume,
+                        fewshot=fewshot, extra_meta=extra_meta)
+
+
+def make_learner(cfg: TrainConfig, people, num_questions: int, rng: np.random.Generator):
+    """The bandit learner of cfg (its budget: iterations x K x B evaluations)."""
+    k, b = cfg.samples_per_iteration, cfg.batch_size
+    if cfg.learner == "halving":
+        from prefixopt.halving import SequentialHalving
+
+        return SequentialHalving(people.field_index, people.era_index, k, b,
+                                 cfg.iterations * k * b, num_questions, rng)
+    from prefixopt.ttts import TopTwoThompson
+
+    return TopTwoThompson(people.field_index, people.era_index, k, b, cfg.iterations)
+
+
+def confidence_rng(seed: int, iteration: int) -> np.random.Generator:
+    """Apart from the run's generator, so measuring confidence never changes the run."""
+    return np.random.default_rng([seed, 7, iteration])
+
+
+def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question],
+                 run_dir: str | Path, progress=None, resume: bool = False, *,
+                 fewshot: Sequence[Question] = (), extra_meta: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The halving / ttts loop: propose who answers which questions, ONE engine call, observe,
+    write the iteration's rows and the checkpoint (the commit point) atomically."""
+    from prefixopt.prompts import build_grid, persona, persona_placement
+    from prefixopt.scoring import resolve_scoring, score
+    from prefixopt.train import check_inputs, questions_fingerprint
+
+    run_dir = Path(run_dir)
+    mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
+    check_inputs(cfg, mode, len(questions))
+    rng = np.random.default_rng(cfg.seed)  # the ONE generator: pool, people and questions
+    learner = make_learner(cfg, people, len(questions), rng)
+    meta = {"kind": "train", "versions": {"prefixopt": version("prefixopt"), **engine.info()},
+            "people_fingerprint": people.fingerprint, "num_people": len(people.person_id),
+            "data_fingerprint": questions_fingerprint(questions),
+            "num_questions": len(questions), "scoring": mode, "learner": cfg.learner,
+            "ranking": learner.ranking_text, "top_confidence_kind": CONFIDENCE[cfg.learner],
+            "persona_placement": persona_placement(engine) if cfg.task.prompt_format == "chat"
+            else "paragraph", **(extra_meta or {})}
+    start, evaluations = 0, 0
+    if resume:
+        old = runs.read_config(run_dir)
+        meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
+        for key in ("people_fingerprint", "data_fingerprint"):
+            if old.get(key) != meta[key]:
+                raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
+        if (run_dir / "checkpoints" / "latest.npz").is_file():
+            state = runs.load_checkpoint(run_dir)
+            learner.load_state(state)
+            rng.bit_generator.state = json.loads(str(state["rng_state"]))
+            start, evaluations = int(state["iteration"]) + 1, int(state["evaluations"])
+        meta["resumed_from"] = start
+    runs.truncate_parts(run_dir, start - 1)
+    runs.write_config(run_dir, cfg, meta)
+
+    prefix_text = [persona(cfg.task.prefix_template, n) for n in people.names]  # (N,)
+    probs, conf = (np.asarray(state["probs"], float), float(state["top_confidence"])) \
+        if start else (np.zeros(len(people.names)), 0.0)
+    it, host = start, []
+    from prefixopt.interrupts import defer_sigint
+
+    with defer_sigint() as interrupted:
+        while (batch := learner.propose(rng, len(questions))) is not None:
+            t0 = time.perf_counter()
+            rows, qidx = batch  # (S,) people rows, (T,) question indices: all S answer all T
+            heads = [(int(people.person_id[r]), prefix_text[r]) for r in rows]
+            asked = [questions[i] for i in qidx]
+            requests = build_grid(engine, heads, asked, scoring=mode, fewshot=fewshot,
+                                  prompt_format=cfg.task.prompt_format)
+            t_gen = time.perf_counter()
+            responses, answers = score(engine, requests, mode)  # ONE engine call
+            generate_s = time.perf_counter() - t_gen
+            correct = np.fromiter((a.correct for a in answers), bool, len(answers))
+            grid = correct.reshape(len(rows), len(asked))  # (S, T) person-major
+            prob_before = probs[rows]
+            learner.observe(rows, qidx, grid, rng)
+            evaluations += len(requests)
+            last = learner.finished
+            if last or learner.news(it, cfg.checkpoint_every):  # P(best) and confidence
+                probs, conf = learner.best_probs(confidence_rng(cfg.seed, it))
+            ranking = learner.ranking()  # (N,)
+            stats = write_iteration(run_dir, it, people, rows, asked, answers, responses, grid,
+                                    prob_before, probs, ranking, generate_s, evaluations,
+                                    conf, learner.stats())
+            state = {**learner.state(), "probs": probs, "ranking": ranking,
+                     "top_confidence": np.asarray(conf), "evaluations": evaluations,
+                     "finished": np.asarray(last),
+                     "rng_state": json.dumps(rng.bit_generator.state)}
+            snap = (it + 1) % cfg.checkpoint_every == 0 or last
+            runs.save_checkpoint(run_dir, state, iteration=it,
+                                 snapshot=np.log(np.maximum(probs, 1e-12)) if snap else None)
+            host.append(time.perf_counter() - t0 - generate_s)
+            if progress is not None:
+                progress({**stats, "iterations": cfg.iterations, "probs": probs,
+                          "host_s": host[-1]})
+            it += 1
+            if interrupted[0]:
+                break
+    return summary(run_dir, people, learner, evaluations, host, bool(interrupted[0]))
+
+
+CONFIDENCE = {
+    "halving": "paired bootstrap over the question columns of the last round's players: share "
+               "of resamples in which the top-ranked person has the highest accuracy",
+    "ttts": "Monte Carlo from the Beta posteriors: probability that the top-ranked person is "
+            "the best of the people tried",
+}
+
+
+def write_iteration(run_dir: Path, it: int, people, rows: np.ndarray, asked: list[Question],
+                    answers, responses, grid: np.ndarray, prob_before: np.ndarray,
+                    probs: np.ndarray, ranking: np.ndarray, generate_s: float,
+                    evaluations: int, conf: float, extra: dict[str, float]) -> dict[str, Any]:
+    """The iteration's answers / samples / iterations rows, in train's schema. reward = the
+    person's accuracy on this call's questions; advantage = reward minus the call's mean (the
+    paired comparison); prob = P(best) before the call."""
+    S, T = grid.shape
+    rewards = grid.mean(axis=1)  # (S,)
+    pids = people.person_id[rows]  # (S,)
+    sample = np.repeat(np.arange(S), T)  # (S*T,)
+    tok = np.array([(r.prompt_tokens, r.cached_tokens, r.output_tokens) for r in responses],
+                   dtype=np.int64).reshape(-1, 3)
+    runs.write_part(run_dir, "answers", it, pl.DataFrame({
+        "iteration": np.full(S * T, it), "sample": sample, "person_id": pids[sample],
+        "question_id": [q.question_id for q in asked] * S,
+        "benchmark": [q.benchmark for q in asked] * S, "correct": grid.reshape(-1),
+        "parsed": [a.parsed for a in answers], "pred": [a.pred for a in answers],
+        "gold": [a.gold for a in answers], "margin": [a.margin for a in answers],
+        "rule": [a.rule for a in answers], "prompt_tokens": tok[:, 0],
+        "cached_tokens": tok[:, 1], "output_tokens": tok[:, 2],
+    }, schema_overrides={"pred": pl.String, "gold": pl.String, "margin": pl.Float64}))
+    runs.write_part(run_dir, "samples", it, pl.DataFrame({
+        "iteration": np.full(S, it), "sample": np.arange(S), "person_id": pids, "row": rows,
+        "name": [people.names[r] for r in rows],
+        "field": [people.fields[people.field_index[r]] for r in rows],
+        "era": [people.eras[people.era_index[r]] for r in rows],
+        "reward": rewards, "advantage": rewards - rewards.mean(), "prob": prob_before,
+    }))
+    top = int(ranking[0])
+    stats = {"iteration": it, "mean_reward": float(rewards.mean()),
+             "std_reward": float(rewards.std()), "baseline": float(rewards.mean()),
+             "entropy": entropy(probs) if probs.sum() > 0 else 0.0,
+             "top_person_id": int(people.person_id[top]), "top_name": people.names[top],
+             "top_prob": float(probs[top]), "top_confidence": conf, "num_prompts": S * T,
+             "prompt_tokens": int(tok[:, 0].sum()), "cached_tokens": int(tok[:, 1].sum()),
+             "output_tokens": int(tok[:, 2].sum()), "generate_s": generate_s,
+             "evaluations": evaluations, **extra}
+    runs.write_part(run_dir, "iterations", it, pl.DataFrame([stats]))
+    return stats
+
+
+def summary(run_dir: Path, people, learner, evaluations: int, host: list[float],
+            interrupted: bool) -> dict[str, Any]:
+    """train's summary keys, plus the learner, its ranking and top_confidence."""
+    done = (run_dir / "checkpoints" / "latest.npz").is_file()
+    ckpt = runs.load_checkpoint(run_dir) if done else {}
+    probs = np.asarray(ckpt.get("probs", np.zeros(len(people.names))), float)
+    ranking = learner.ranking()
+    return {
+        "run_dir": str(run_dir), "learner": learner.name, "ranking": learner.ranking_text,
+        "iterations_done": int(ckpt["iteration"]) + 1 if done else 0,
+        "interrupted": interrupted, "finished": bool(ckpt.get("finished", False)),
+        "evaluations": evaluations,
+        "entropy": entropy(probs) if probs.sum() > 0 else 0.0,
+        "host_s_mean": float(np.mean(host)) if host else None,
+        "top_confidence": float(ckpt["top_confidence"]) if done else None,
+        "top": [{"person_id": int(people.person_id[r]), "name": people.names[r],
+                 "field": people.fields[people.field_index[r]], "prob": float(probs[r])}
+                for r in ranking[:10]],
+    }
