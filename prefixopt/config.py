@@ -42,7 +42,15 @@ class EngineConfig:
     enforce_eager: bool = False
     cpu_kvcache_gib: float = 2.0  # VLLM_CPU_KVCACHE_SPACE on CPU machines
     seed: int = 0
-    kind: str = "vllm"  # vllm | synthetic (planted accuracies, for learner studies): recorded once
+    kind: str = "vllm"  # vllm | synthetic (planted accuracies) | openai (an endpoint): recorded once
+    # --engine openai: the endpoint (a vLLM server or a hosted API). The key is read at start
+    # from the environment variable api_key_env (or ./.env) and never written anywhere.
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    api: str = "auto"  # auto (completions for a vLLM server, else chat) | completions | chat
+    max_concurrency: int = 64  # requests in flight at once
+    request_timeout: float = 300.0  # seconds per request
+    max_retries: int = 5  # per request, exponential backoff on 429/5xx/connection errors
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from prefixopt.config import EngineConfig, EvalConfig, TrainConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question
 
-ENGINE_KINDS = ("vllm", "synthetic")
+ENGINE_KINDS = ("vllm", "synthetic", "openai")
 
 
 @dataclass
@@ -48,6 +48,19 @@ def check_engine(cfg: EngineConfig) -> None:
         if cfg.dtype not in DTYPES:
             raise PrefixoptError(f"--dtype {cfg.dtype!r} is not one of: {', '.join(DTYPES)}")
         locate(cfg.model)
+    if cfg.kind == "openai":
+        from prefixopt.engines.openai_engine import APIS
+
+        if not cfg.base_url or not cfg.base_url.startswith(("http://", "https://")):
+            raise PrefixoptError("--engine openai needs --base-url http(s)://HOST:PORT/v1 (what "
+                                 "`prefixopt serve` prints, or the hosted API's base URL)")
+        if cfg.api not in APIS:
+            raise PrefixoptError(f"--api {cfg.api!r} is not one of: {', '.join(APIS)}")
+        if cfg.max_concurrency < 1 or cfg.max_retries < 0 or cfg.request_timeout <= 0:
+            raise PrefixoptError("--max-concurrency must be >= 1, --max-retries >= 0 and "
+                                 "--request-timeout > 0")
+    elif cfg.base_url:
+        raise PrefixoptError(f"--base-url is for --engine openai, not --engine {cfg.kind}")
 
 
 def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
@@ -104,6 +117,10 @@ def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
             from prefixopt.engines.synthetic import SyntheticEngine
 
             engine = SyntheticEngine(people, np.full(len(people.person_id), 0.5), seed=seed)
+    elif cfg.kind == "openai":
+        from prefixopt.engines.openai_engine import build_openai_engine
+
+        engine = build_openai_engine(cfg)
     else:
         from prefixopt.engines.vllm_engine import build_engine
 
@@ -147,10 +164,16 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None,
               extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training loop on a prepared job. extra_meta goes into config.json (a study records
     its planted scenario there, so eval and resume rebuild the same synthetic engine)."""
+    from prefixopt.engines.openai_client import EngineUnavailable
     from prefixopt.learners import train
 
-    return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
-                 resume=job.resume, fewshot=job.fewshot, extra_meta=extra_meta)
+    try:
+        return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
+                     resume=job.resume, fewshot=job.fewshot, extra_meta=extra_meta)
+    except EngineUnavailable as exc:  # the iteration in flight is not written
+        raise EngineUnavailable(f"{exc}; nothing of the unfinished iteration was written; when "
+                                f"the server is back, rerun with --resume {job.run_dir}"
+                                ) from None
 
 
 def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:

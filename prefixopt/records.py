@@ -49,6 +49,7 @@ class Response:
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served from the prefix cache
     output_tokens: int = 0
+    missing_letters: int = 0  # letter: letters a chat API did not return (scored -inf)
 
 
 @dataclass(slots=True)

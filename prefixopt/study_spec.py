@@ -27,7 +27,7 @@ EVAL_KEYS = ("eval_split", "num_questions", "top_k", "num_random", "prompts", "p
 TRANSFER_KEYS = ("enabled", "benchmarks")
 SYNTHETIC_KEYS = ("planted_field", "planted_people", "delta", "base_accuracy", "difficulty_sd",
                   "seed")
-ENGINES = ("vllm", "synthetic")
+ENGINES = ("vllm", "synthetic", "openai")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,30 @@ def _table(res: dict[str, Any]) -> None:
     )
 
 
+def _remote(cfg: Any, benchmark: str, scoring: str | None, prompt_format: str,
+            num_fewshot: int, k: int, b: int, repeats: int, data_dir: str | None,
+            people: str | None, seed: int, json_out: bool) -> None:
+    from prefixopt.bench_remote import run_remote_bench
+    from prefixopt.commands.enginelog import header
+
+    header("bench", cfg, None)
+    res = run_remote_bench(cfg, benchmark=benchmark, scoring=scoring,
+                           prompt_format=prompt_format, num_fewshot=num_fewshot, k=k, b=b,
+                           repeats=repeats, data_dir=data_dir, people_path=people, seed=seed,
+                           progress=lambda s: err_console.print(f"[dim]bench:[/] {s}",
+                                                                highlight=False))
+    out_console.print(
+        f"prefixopt bench through {res['base_url']} ({res['model']}, {res['capability_api']}): "
+        f"{res['benchmark']} {res['scoring']}, K={res['k']} x B={res['b']} = "
+        f"{res['num_prompts']} prompts; median of {repeats}: iteration {res['iteration_s']:.2f} s "
+        f"({res['prompts_per_s']:.1f} prompts/s), of which the client's own CPU "
+        f"{res['client_cpu_s']:.2f} s = {res['client_overhead_share']:.1%} (render "
+        f"{res['render_s']:.2f} s, judge {res['judge_s']:.2f} s, HTTP + JSON + tokenise "
+        f"{res['client_cpu_in_run_s']:.2f} s)", highlight=False)
+    if json_out:
+        print_json(res)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
@@ -79,6 +103,18 @@ def register(app: typer.Typer) -> None:
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
             "show vLLM/torch logging (default: silent)"))] = False,
         json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
+        engine: Annotated[str, typer.Option(
+            help="vllm (in-process: ways (a)-(e)) | openai (an endpoint: one iteration's "
+                 "time and the client's share of it)")] = "vllm",
+        base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint")] = None,
+        api: Annotated[str, typer.Option(help="--engine openai: auto | completions | chat")] = (
+            "auto"),
+        api_key_env: Annotated[str, typer.Option(
+            help="--engine openai: variable (or ./.env entry) holding the key")] = (
+            "OPENAI_API_KEY"),
+        max_concurrency: Annotated[int, typer.Option(
+            help="--engine openai: requests in flight")] = 64,
+        repeats: Annotated[int, typer.Option(help="--engine openai: timed iterations")] = 3,
     ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
         from prefixopt.bench import run_bench
@@ -87,8 +123,13 @@ def register(app: typer.Typer) -> None:
         from prefixopt.jobs import check_engine
 
         cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
-                           block_size=block_size)
+                           block_size=block_size, kind=engine, base_url=base_url, api=api,
+                           api_key_env=api_key_env, max_concurrency=max_concurrency)
         check_engine(cfg)  # the model and dtype, before any engine starts
+        if engine == "openai":
+            _remote(cfg, benchmark, scoring, prompt_format, num_fewshot, k, b, repeats,
+                    data_dir, people, seed, json_out)
+            return
 
         def progress(step: str) -> None:
             if step == "engine start":  # every check inside run_bench has passed

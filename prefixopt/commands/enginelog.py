@@ -70,6 +70,10 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
 def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
     """The one line before the engine starts: model, device, dtype (and why), run directory."""
     where = f", run {run_dir}" if run_dir is not None else ""
+    if cfg.kind == "openai":  # the key is never shown
+        err_console.print(f"prefixopt {command}: {cfg.model} through {cfg.base_url} (--engine "
+                          f"openai, api {cfg.api}){where}", highlight=False, soft_wrap=True)
+        return
     if cfg.kind != "vllm":
         err_console.print(f"prefixopt {command}: {cfg.kind} engine (no LLM){where}", highlight=False,
                           soft_wrap=True)
@@ -93,8 +97,13 @@ def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
     from prefixopt import jobs
 
     header(command, cfg, run_dir)
-    if cfg.kind != "vllm":  # nothing to silence
+    if cfg.kind == "synthetic":  # nothing to silence
         yield jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        return
+    if cfg.kind == "openai":  # a remote engine prints nothing of its own
+        engine, start_s = jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        placement_note(engine)
+        yield engine, start_s
         return
     log = Path(run_dir) / "engine.log" if run_dir is not None else None
     with engine_output(log, verbose):

@@ -162,7 +162,8 @@ def eval_config(values: dict[str, Any]):
         cfg = EvalConfig(engine=EngineConfig(), task=TaskConfig(benchmark=benchmark), **options)
     task = {k: values[k] for k in ("benchmark", "scoring", "prompt_format", "num_fewshot",
                                    "data_dir") if values[k] is not None}
-    engine = {k: values[k] for k in ("model", "dtype") if values[k] is not None}
+    engine = {k: values[k] for k in ("model", "dtype", "base_url", "api", "api_key_env",
+                                     "max_concurrency") if values[k] is not None}
     if values["engine"] is not None:  # default: the engine the run was trained on
         engine["kind"] = values["engine"]
     cfg = replace(cfg, task=replace(cfg.task, **task), people=values["people_file"] or cfg.people,

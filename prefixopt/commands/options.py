@@ -81,6 +81,12 @@ def _train(
     enforce_eager: Annotated[bool, typer.Option(help="Disable CUDA graphs")] = D.engine.enforce_eager,
     block_size: Annotated[int | None, typer.Option(help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = D.engine.block_size,
     cpu_kvcache_gib: Annotated[float, typer.Option(help="KV cache GiB on CPU machines")] = D.engine.cpu_kvcache_gib,
+    base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint, e.g. http://127.0.0.1:8000/v1 (what `prefixopt serve` prints) or a hosted API")] = D.engine.base_url,
+    api_key_env: Annotated[str, typer.Option(help="--engine openai: environment variable (or ./.env entry) holding the API key; never printed or stored")] = D.engine.api_key_env,
+    api: Annotated[str, typer.Option(help="--engine openai: auto (completions for a vLLM server, else chat) | completions | chat")] = D.engine.api,
+    max_concurrency: Annotated[int, typer.Option(help="--engine openai: requests in flight at once")] = D.engine.max_concurrency,
+    request_timeout: Annotated[float, typer.Option(help="--engine openai: seconds to wait for one answer")] = D.engine.request_timeout,
+    max_retries: Annotated[int, typer.Option(help="--engine openai: retries per request (backoff on 429/5xx/connection errors)")] = D.engine.max_retries,
 ) -> None:
     """The options of a training run (TrainConfig, its EngineConfig and TaskConfig)."""
 
@@ -90,7 +96,7 @@ def _job(
     resume: Annotated[Path | None, typer.Option(help="Continue this run directory (only --iterations may change)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch logging on the terminal (default: RUN/engine.log)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last")] = False,
-    engine: Annotated[str, typer.Option(help="vllm | synthetic (planted accuracies, no LLM)")] = "vllm",
+    engine: Annotated[str, typer.Option(help="vllm (in-process) | openai (an endpoint: --base-url) | synthetic (planted accuracies, no LLM)")] = "vllm",
 ) -> None:
     """The options of a job: where its config comes from, resume, output."""
 
@@ -125,7 +131,11 @@ def _eval_cmd(
     allow_overlap: Annotated[bool, typer.Option(help="Evaluate even if the split overlaps the run's training questions.")] = E.allow_overlap,
     bootstrap_samples: Annotated[int, typer.Option(help="Paired-bootstrap resamples.")] = E.bootstrap_samples,
     seed: Annotated[int, typer.Option(help="Seed: question subsample, random people, bootstrap.")] = E.seed,
-    engine: Annotated[str | None, typer.Option(help="vllm | synthetic (default: the run's engine; vllm without a run)")] = None,
+    engine: Annotated[str | None, typer.Option(help="vllm | openai | synthetic (default: the run's engine; vllm without a run)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint (default: the run's)")] = None,
+    api: Annotated[str | None, typer.Option(help="--engine openai: auto | completions | chat (default: the run's)")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="--engine openai: variable holding the API key (default: the run's, else OPENAI_API_KEY)")] = None,
+    max_concurrency: Annotated[int | None, typer.Option(help="--engine openai: requests in flight at once")] = None,
     model: Annotated[str | None, typer.Option(help="Model (default: the run's).")] = None,
     scoring: Annotated[str | None, typer.Option(help="letter | cloze | generate (default: the run's).")] = None,
     prompt_format: Annotated[str | None, typer.Option(help="chat | harness (default: the run's).")] = None,

@@ -23,6 +23,9 @@ def study(
     data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark data directory (unless the spec's [train] sets data_dir).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch logging (default: studies/<name>/engine.log).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last: every cell with its run directory and status.")] = False,
+    engine: Annotated[str | None, typer.Option(help="vllm | openai | synthetic (default: the spec's engine)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint every model is asked through (default: the spec's [train] base_url)")] = None,
+    max_concurrency: Annotated[int | None, typer.Option(help="--engine openai: requests in flight at once")] = None,
 ) -> None:
     """Grids of runs: models x benchmarks x budgets x seeds x learner options, one engine per
     model, then one study report (transfer matrix, budget curves, distributions)."""
@@ -32,6 +35,11 @@ def study(
     cfg = load_spec(spec)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=output_dir)
+    if engine is not None:
+        cfg = dataclasses.replace(cfg, engine=engine)
+    overrides = {"base_url": base_url, "max_concurrency": max_concurrency}
+    cfg = dataclasses.replace(cfg, train={**cfg.train, **{k: v for k, v in overrides.items()
+                                                          if v is not None}})
     if data_dir is not None and "data_dir" not in cfg.train:
         cfg = dataclasses.replace(cfg, train={**cfg.train, "data_dir": data_dir})
     plan = st.prepare(cfg, resume=resume)  # every check before any engine

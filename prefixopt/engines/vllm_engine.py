@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefixopt.config import CPU_BLOCK_SIZE, SCORINGS, EngineConfig
+from prefixopt.engines.tokens import TokenizerSide
 from prefixopt.engines.vllm_boot import load_error, mend_aot_cache_load
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
@@ -92,78 +93,33 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     return engine
 
 
-class VllmEngine:
-    """One vLLM LLM + its tokenizer. `run` sends every prompt of a batch in ONE generate call."""
+class VllmEngine(TokenizerSide):
+    """One vLLM LLM + its tokenizer (rendering and token ids: engines.tokens). `run` sends every prompt of a batch in ONE generate call."""
 
     def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str,
                  dtype: str = "auto"):
         self.llm = llm
         self.dtype = dtype  # the resolved dtype (device.resolve_dtype), never "auto" on CPU
-        self.tokenizer = llm.get_tokenizer()
+        self._init_tokens(llm.get_tokenizer())
         self.model = model
         self.device = device
         self._versions = (vllm_version, torch_version)
         # cloze: LM head only on the rows that are read (engine_cloze.trim_prompt_logits)
         self.trim_logits = False
         self.last_cloze_stats: dict[str, int] = {}
-        self._letter_ids: dict[tuple[tuple[str, ...], bool], list[int]] = {}
-        bos = getattr(self.tokenizer, "bos_token", None)
-        self._bos = bos if isinstance(bos, str) and bos else None
-
-    # ---- rendering -------------------------------------------------------------------------
-    def render_chat(self, system: str | None, user: str) -> str:
-        messages = [{"role": "system", "content": system}] if system is not None else []
-        messages.append({"role": "user", "content": user})
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
 
     def info(self) -> dict[str, str]:
-        # what the chat template puts in on its own when we send no system message
-        default = self.render_chat(None, "\x00").split("\x00")[0]
         return {
             "model": self.model,
             "vllm": self._versions[0],
             "torch": self._versions[1],
             "device": self.device,
             "dtype": self.dtype,
-            "template_without_system": default,
+            "template_without_system": self.template_without_system(),
         }
 
     def reset_prefix_cache(self) -> None:
         self.llm.reset_prefix_cache()
-
-    # ---- tokenisation (as lm-evaluation-harness's HF backend does) --------------------------
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text; special tokens added unless the text already starts with BOS
-        (a chat-rendered prompt carries its own)."""
-        with_bos = [i for i, t in enumerate(texts) if not (self._bos and t.startswith(self._bos))]
-        out: list[list[int]] = [[] for _ in texts]
-        groups = ((with_bos, True), (sorted(set(range(len(texts))) - set(with_bos)), False))
-        for idx, special in groups:
-            if idx:
-                ids = self.tokenizer([texts[i] for i in idx], add_special_tokens=special)
-                for i, row in zip(idx, ids["input_ids"], strict=True):
-                    out[i] = list(row)
-        return out
-
-    def letter_token_ids(self, letters: Sequence[str], after_space: bool) -> list[int]:
-        """The single token the model emits for each letter: "A" after whitespace/newline (chat
-        templates end in "\\n"), " A" after "Answer:" (harness)."""
-        key = (tuple(letters), after_space)
-        if key not in self._letter_ids:
-            ids = []
-            for letter in letters:
-                toks = self.tokenizer.encode(letter if after_space else " " + letter,
-                                             add_special_tokens=False)
-                if len(toks) != 1:
-                    raise PrefixoptError(
-                        f"answer letter {letter!r} is {len(toks)} tokens for this tokenizer; "
-                        "use --scoring cloze or generate"
-                    )
-                ids.append(toks[0])
-            self._letter_ids[key] = ids
-        return self._letter_ids[key]
 
     # ---- one batch, one generate call -----------------------------------------------------
     def run(
