@@ -1,9 +1,17 @@
-"""Regenerate the learner study table (docs/learner_study.md): the real train loop on the
-synthetic engine, for the defaults, a few alternatives and the seed's settings, on the same
-scenarios, seeds and budget. Prints a Markdown table (and writes JSON rows with --out).
+"""The learner study of docs/learner_study.md (issue 12, item 2): reinforce, halving and ttts on
+the synthetic engine, scenarios x budgets x seeds; per run P(top-1 planted), the planted share of
+the top 10, simple regret, the learner's own confidence, and under the null the held-out eval's
+false-positive rate. Rows are appended to a JSONL file and done rows are skipped, so the study
+runs in parts (subsets by --learners/--scenarios/--budgets/--seeds), on at most 2 processes.
 
-    .venv/bin/python scripts/learner_study.py                    # the full table (~15 min)
-    .venv/bin/python scripts/learner_study.py --null-seeds 5 --planted-seeds 2   # quick look
+    nice -n 10 .venv/bin/python scripts/learner_study.py --learners halving ttts --jobs 2
+    .venv/bin/python scripts/learner_study.py --summarize        # the Markdown tables
+    .venv/bin/python scripts/learner_study.py --settings         # today's REINFORCE settings
+
+ttts's schedule does not depend on the budget (the budget only stops its loop), so one run per
+seed is extended budget by budget (`resume` with more iterations: identical to separate runs, see
+tests/test_learners.py). halving's schedule is budget-dependent: one run per budget. reinforce:
+one run per budget unless --reinforce-extend (valid only while its schedule ignores the budget).
 """
 
 from __future__ import annotations
@@ -11,95 +19,180 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
-import numpy as np
-
-from prefixopt import runs, simulate
+from prefixopt import jobs, learners, runs, simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
+from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.people import load_people
 
 D = TrainConfig()
-SEED_STYLE = {"optimizer": "sgd", "learning_rate": 0.01, "baseline": "ema", "ema_init": 0.0,
-                  "common_questions": False, "parameterization": "tabular",
-                  "samples_per_iteration": 10, "batch_size": 50}
-SETTINGS = {  # name -> TrainConfig overrides (besides these, TrainConfig's defaults)
-    "defaults": {},
-    "adam lr 0.1": {"learning_rate": 0.1},
-    "adam lr 0.02": {"learning_rate": 0.02},
-    "tabular": {"parameterization": "tabular"},
-    "sgd lr 10": {"optimizer": "sgd", "learning_rate": 10.0},
-    "ema baseline": {"baseline": "ema"},
-    "standardized advantages": {"standardize": True},
-    "fresh questions": {"common_questions": False},
-    "K=32 B=16": {"samples_per_iteration": 32, "batch_size": 16},
-    "K=8 B=64": {"samples_per_iteration": 8, "batch_size": 64},
-    "seed (sgd 0.01, ema from 0, fresh, tabular, K=10 B=50)": SEED_STYLE,
+BASE = 0.5
+SCENARIOS = {  # name -> (kind, value, delta)
+    "field": ("field", "Philosophy", 0.10),  # (a) today's: 281 philosophers at +10
+    "needles20": ("people", 5, 0.20),  # (b) 5 random people at +20
+    "needles10": ("people", 5, 0.10),  # (b) ... at +10
+    "null": ("null", None, 0.0),  # (c)
+    "small": ("small", 0.02, 0.0),  # (d) every person ~ N(0.5, 2 points)
 }
+BUDGETS = (50_000, 200_000, 500_000, 1_000_000)
+STATE: dict = {}  # per worker process: people and questions, loaded once
 
 
-def run_one(cfg, scenario, people, questions, budget: int) -> dict:
-    with runs.temp_run_dir() as run_dir:
-        out = simulate.simulate(cfg, scenario, people, questions, budget=budget,
-                                 run_dir=run_dir)
-    out.pop("history")
+def scenario(name: str, seed: int, people):
+    kind, value, delta = SCENARIOS[name]
+    if kind == "field":
+        return simulate.planted_field(people, value, delta, BASE)
+    if kind == "people":
+        return simulate.scenario_for(people, None, value, delta, BASE, seed)
+    if kind == "small":
+        return simulate.small_effects(people, value, BASE, seed)
+    return simulate.null(people, BASE)
+
+
+def init(people_path: str | None) -> None:
+    STATE["people"] = load_people(people_path)
+    STATE["questions"] = load_split(D.task.benchmark, None, purpose="train")
+
+
+def measure(cfg, sc, run_dir: Path, summary: dict, budget: int, null_eval: bool) -> dict:
+    p = runs.final_probs(run_dir)
+    row = {"budget": budget, "evaluations": int(summary["evaluations"]),
+           "planted_mass": float(p[sc.planted].sum()),
+           **simulate.ranking_keys(cfg, sc, run_dir, summary)}
+    if null_eval:  # held-out eval of the learned top 5 on the whole ARC-Easy test split
+        from prefixopt import evaluate
+
+        ecfg = evaluate.config_for_run(run_dir, bootstrap_samples=1000, seed=cfg.seed,
+                                       name=f"test_b{budget}", overwrite=True)
+        res = evaluate.evaluate(ecfg, run_dir, jobs.synthetic_engine_for_run(run_dir))
+        learned = res.summary.filter(res.summary["prefix_kind"] == "learned")
+        row["eval_learned_sig"] = bool(learned["significant"].any())
+        row["eval_winner"] = bool((learned["significant"] & (learned["diff_vs_none"] > 0)).any())
+    return row
+
+
+def task(learner: str, scen: str, seed: int, budgets: list[int], extend: bool) -> list[dict]:
+    """Every budget of one (learner, scenario, seed), ascending; rows with their seconds."""
+    people, questions = STATE["people"], STATE["questions"]
+    sc = scenario(scen, seed, people)
+    base = dataclasses.replace(D, learner=learner, seed=seed)
+    per_iter = base.samples_per_iteration * base.batch_size
+    meta = simulate.scenario_meta(sc, people, BASE, 1.0, seed)
+    out = []
+    with runs.temp_run_dir() as tmp:
+        for i, budget in enumerate(sorted(budgets)):
+            t0 = time.perf_counter()
+            cfg = dataclasses.replace(base, iterations=max(1, budget // per_iter))
+            run_dir = tmp / ("run" if extend else f"b{budget}")
+            engine = SyntheticEngine(people, sc.engine_accuracy(), BASE, 1.0, seed)
+            summary = learners.train(cfg, engine, people, questions, run_dir,
+                                     resume=extend and i > 0, extra_meta=meta)
+            row = measure(cfg, sc, run_dir, summary, budget, scen == "null")
+            out.append({"learner": learner, "scenario": scen, "seed": seed, **row,
+                        "seconds": time.perf_counter() - t0, "extended": extend and i > 0})
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--people", default=None, help="people CSV (default notable_people_10k.csv)")
-    ap.add_argument("--field", default="Philosophy", help="planted field (~3%% of the pool)")
-    ap.add_argument("--delta", type=float, default=0.10)
-    ap.add_argument("--base-accuracy", type=float, default=0.5)
-    ap.add_argument("--budget", type=int, default=50_000)
-    ap.add_argument("--planted-seeds", type=int, default=5)
-    ap.add_argument("--null-seeds", type=int, default=20)
-    ap.add_argument("--only", nargs="*", help="setting names to run (default: all)")
-    ap.add_argument("--out", default=None, help="write all rows as JSON here")
-    args = ap.parse_args()
+def done_keys(path: Path) -> set[tuple]:
+    if not path.is_file():
+        return set()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["learner"], r["scenario"], r["seed"], r["budget"]) for r in rows}
 
-    people = load_people(args.people)
-    questions = load_split(D.task.benchmark, None, purpose="train")
-    planted = simulate.planted_field(people, args.field, args.delta, args.base_accuracy)
-    null = simulate.null(people, args.base_accuracy)
-    rows, table = [], []
-    for name, overrides in SETTINGS.items():
-        if args.only and name not in args.only:
-            continue
-        t0 = time.perf_counter()
-        base = dataclasses.replace(D, people=args.people, **overrides)
-        p_mass, n_ratio, p_ratio = [], [], []
-        for seed in range(args.planted_seeds):
-            r = run_one(dataclasses.replace(base, seed=seed), planted, people, questions,
-                        args.budget)
-            p_mass.append(r["planted_mass"])
-            p_ratio.append(r["planted_mass_ratio"])
-            rows.append({"setting": name, "seed": seed, **r})
-        for seed in range(args.null_seeds):
-            r = run_one(dataclasses.replace(base, seed=seed), null, people, questions,
-                        args.budget)
-            n_ratio.append(r["largest_field_ratio"])
-            rows.append({"setting": name, "seed": seed, **r})
-        pm, nr = np.array(p_mass), np.array(n_ratio)
-        table.append(
-            f"| {name} | {np.median(pm):.3f} ({pm.min():.3f}-{pm.max():.3f}) "
-            f"| {np.median(p_ratio):.1f}x | {np.median(nr):.1f}x | {np.percentile(nr, 90):.1f}x "
-            f"| {nr.max():.1f}x | {time.perf_counter() - t0:.0f} s |"
-        )
-        print(table[-1], flush=True)
-    print()
-    print(f"planted: {planted.description}, pool share {planted.planted.mean():.4f}; "
-          f"budget {args.budget:,} evaluations; {args.planted_seeds} planted seeds, "
-          f"{args.null_seeds} null seeds")
-    print("| setting | planted-field mass, median (min-max) | mass / pool share | "
-          "null: largest field mass / share, median | null p90 | null max | time |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(table))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(rows, fh, indent=1, default=str)
+
+def seeds_of(spec: str) -> list[int]:
+    """"0-19" -> 0..19; "3,5" -> [3, 5]."""
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def run_grid(args) -> None:
+    path = Path(args.out)
+    done = done_keys(path)
+    todo = []
+    for learner in args.learners:
+        extend = learner == "ttts" or (learner == "reinforce" and args.reinforce_extend)
+        for scen in args.scenarios:
+            for seed in seeds_of(args.seeds):
+                left = [b for b in args.budgets if (learner, scen, seed, b) not in done]
+                if left:  # an extended run redoes its smaller budgets (cheap next to the largest)
+                    todo.append((learner, scen, seed,
+                                 [b for b in args.budgets if b <= max(left)] if extend else left,
+                                 extend))
+    print(f"{len(todo)} tasks; appending to {path}", flush=True)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=min(args.jobs, 2), initializer=init,
+                             initargs=(args.people,)) as pool:
+        futures = [pool.submit(task, *t) for t in todo]
+        for n, fut in enumerate(as_completed(futures), 1):
+            rows = [r for r in fut.result()
+                    if (r["learner"], r["scenario"], r["seed"], r["budget"]) not in done]
+            with path.open("a") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in rows)
+            r = rows[-1] if rows else {}
+            print(f"[{n}/{len(todo)} {time.perf_counter() - t0:.0f} s] {r.get('learner')} "
+                  f"{r.get('scenario')} seed {r.get('seed')}", flush=True)
+
+
+def summarize(path: Path) -> None:
+    import polars as pl
+
+    rows = pl.read_ndjson(path)
+    if "eval_winner" not in rows.columns:
+        rows = rows.with_columns(eval_winner=pl.lit(None, pl.Boolean))
+    table = (rows.group_by("learner", "scenario", "budget")
+             .agg(seeds=pl.len(), p_top1=pl.col("top_planted").mean(),
+                  top10=pl.col("planted_in_top10").mean(),
+                  mass=pl.col("planted_mass").median(),
+                  regret=(pl.col("simple_regret") * 100).mean(),
+                  conf=pl.col("top_confidence").median(),
+                  fpr=pl.col("eval_winner").mean(), seconds=pl.col("seconds").mean())
+             .sort("scenario", "budget", "learner"))
+    print("| scenario | budget | learner | seeds | P(top-1 planted) | planted share of top 10 "
+          "| median planted mass | simple regret (points) | median top_confidence "
+          "| null eval FPR | s/run |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in table.iter_rows(named=True):
+        fmt = lambda v, f: "-" if v is None else format(v, f)
+        print(f"| {r['scenario']} | {r['budget']:,} | {r['learner']} | {r['seeds']} "
+              f"| {fmt(r['p_top1'], '.2f')} | {fmt(r['top10'], '.2f')} | {fmt(r['mass'], '.3f')} "
+              f"| {fmt(r['regret'], '.2f')} | {fmt(r['conf'], '.2f')} | {fmt(r['fpr'], '.3f')} "
+              f"| {fmt(r['seconds'], '.0f')} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--learners", nargs="+", default=list(learners.LEARNERS),
+                    choices=learners.LEARNERS)
+    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    ap.add_argument("--budgets", nargs="+", type=int, default=list(BUDGETS))
+    ap.add_argument("--seeds", default="0-19", help="0-19, or 3,5,7")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (at most 2)")
+    ap.add_argument("--out", default="learner_study_rows.jsonl", help="JSONL, appended to")
+    ap.add_argument("--people", default=None, help="people CSV (default notable_people_10k.csv)")
+    ap.add_argument("--reinforce-extend", action="store_true",
+                    help="extend one reinforce run over the budgets (only if its schedule "
+                         "does not depend on the budget)")
+    ap.add_argument("--summarize", action="store_true", help="print the tables of --out")
+    ap.add_argument("--settings", action="store_true",
+                    help="today's REINFORCE settings table (scripts/learner_settings.py)")
+    args = ap.parse_args()
+    if args.settings:
+        os.execv(sys.executable, [sys.executable,
+                                     str(Path(__file__).with_name("learner_settings.py"))])
+    if args.summarize:
+        summarize(Path(args.out))
+        return
+    run_grid(args)
 
 
 if __name__ == "__main__":
