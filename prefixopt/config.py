@@ -88,6 +88,13 @@ class TrainConfig:
     ema_init: float | None = None  # None -> the first batch's mean (the seed used 0.0)
     standardize: bool = False
     entropy_coef: float = 0.0
+    # a field/era term moves at full speed only while its probability is spread over >= this
+    # many members (0: off); without it one lucky person carried its whole field
+    group_min_people: int = 20
+    # decay of the logits towards uniform per step (x learning rate), outside Adam (AdamW's
+    # weight decay): the restoring force that keeps a run from fixing on a person without
+    # evidence. 20 and 0.04 chosen with `simulate` (docs/learner_study.md, "REINFORCE commits")
+    logit_decay: float = 0.04
     parameterization: str = "factored"  # factored | tabular
     reward: str = "accuracy"  # accuracy | margin
     # several benchmarks: each iteration's B questions split by these weights (empty: equal)

@@ -42,6 +42,8 @@ class Policy:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         n_contexts: int = 0,
+        group_min_people: int = 0,
+        logit_decay: float = 0.0,
     ) -> None:
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
@@ -57,6 +59,22 @@ class Policy:
         self.learning_rate = learning_rate
         self.entropy_coef = entropy_coef
         self.betas, self.eps = betas, eps
+        # A field (or era) term moves at full speed only while its probability is spread over
+        # >= m members (effective number, inverse Simpson); held by fewer, its step shrinks in
+        # proportion (0: off). Without it one lucky person's gradient also raised its field and
+        # era terms at full size (its logit rose three times as fast) and dragged its whole
+        # field up (docs/learner_study.md, "REINFORCE commits"). Scaling the GRADIENT would not
+        # do: Adam divides a coordinate's steady scale away, so the STEP is scaled.
+        self.group_min_people = group_min_people
+        # Decoupled decay of the logit terms towards 0 (the uniform policy), as AdamW's weight
+        # decay: params -= lr * logit_decay * params each step. With no evidence REINFORCE is
+        # neutral drift: the logits random-walk, and a person the policy holds is sampled in
+        # duplicates that RLOO gives zero advantage, so nothing brings mass back and the policy
+        # fixes on whoever drifted up. The decay is that missing restoring force; a term held
+        # by steady evidence settles near (Adam's m/sqrt(v)) / logit_decay. An entropy bonus
+        # would be the textbook force, but Adam normalises each person's tiny entropy gradient
+        # to a full step (entropy_coef 0.01 erased the planted field, docs/learner_study.md).
+        self.logit_decay = logit_decay
         size = self.n + (self.n_fields + self.n_eras if parameterization == "factored" else 0)
         # contextual: C x (F + E) more, after the shared terms. Per-context PERSON terms would be
         # C x N parameters that no budget could estimate; a field or era term per context is
@@ -136,6 +154,32 @@ class Policy:
         return self._chain(-p * (logp + h), context)
 
     # --- the update ---------------------------------------------------------------------------
+    def breadth(self, index: np.ndarray, n_groups: int, p: np.ndarray) -> np.ndarray:
+        """(G,) min(1, effective members / m) of each group under p (N,); effective members =
+        1 / sum of squared within-group shares (all equal: the group's size; one holds it: 1)."""
+        mass = np.bincount(index, weights=p, minlength=n_groups)  # (G,)
+        sq = np.bincount(index, weights=p * p, minlength=n_groups)  # (G,)
+        members = mass**2 / np.maximum(sq, 1e-300)  # (G,)
+        return np.minimum(1.0, members / self.group_min_people)
+
+    def step_scale(self) -> np.ndarray:
+        """(P,) the factor on each parameter's step: 1, but breadth() on field and era terms
+        (the shared ones under the shared policy, context c's under pi(. | c))."""
+        scale = np.ones_like(self.params)  # (P,)
+        if not self.group_min_people or self.parameterization != "factored":
+            return scale
+        n, f, start = self.n, self.n_fields, self._shared_size
+        p = self.probs()  # (N,)
+        scale[n : n + f] = self.breadth(self.field_index, f, p)
+        scale[n + f : start] = self.breadth(self.era_index, self.n_eras, p)
+        for c in range(self.n_contexts):
+            pc = self.probs(context=c)  # (N,)
+            u0 = start + c * f
+            v0 = start + self.n_contexts * f + c * self.n_eras
+            scale[u0 : u0 + f] = self.breadth(self.field_index, f, pc)
+            scale[v0 : v0 + self.n_eras] = self.breadth(self.era_index, self.n_eras, pc)
+        return scale
+
     def update(self, actions: np.ndarray, adv: np.ndarray,
                contexts: np.ndarray | None = None) -> np.ndarray:
         """One ascent step on mean_i adv_i log pi(a_i | c_i) (+ entropy bonus, averaged over the
@@ -150,15 +194,19 @@ class Policy:
             if self.entropy_coef:
                 grad += self.entropy_coef * self.grad_entropy(p, c) / len(groups)
         self.step_count += 1
+        scale = self.step_scale()  # (P,) before the step: the policy the gradient was taken at
+        # every term: with person terms alone decaying, field terms drifted up instead over
+        # 1,000 iterations (a field at 0.76-0.99 of the mass, nothing planted in it)
+        self.params *= 1.0 - self.learning_rate * self.logit_decay
         if self.optimizer == "sgd":
-            self.params += self.learning_rate * grad
+            self.params += scale * self.learning_rate * grad
         else:
             b1, b2 = self.betas
             self.adam_m = b1 * self.adam_m + (1 - b1) * grad
             self.adam_v = b2 * self.adam_v + (1 - b2) * grad * grad
             m_hat = self.adam_m / (1 - b1**self.step_count)
             v_hat = self.adam_v / (1 - b2**self.step_count)
-            self.params += self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+            self.params += scale * self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
         return grad
 
     # --- state (plain arrays for .npz) --------------------------------------------------------

@@ -76,6 +76,8 @@ def validate(cfg: TrainConfig) -> None:
     check(cfg.checkpoint_every >= 1, f"--checkpoint-every must be >= 1 (got {cfg.checkpoint_every})")
     check(0 <= cfg.ema_decay < 1, f"--ema-decay must be in [0, 1) (got {cfg.ema_decay})")
     check(cfg.entropy_coef >= 0, f"--entropy-coef must be >= 0 (got {cfg.entropy_coef})")
+    check(cfg.group_min_people >= 0 and cfg.logit_decay >= 0,
+          "--group-min-people and --logit-decay must be >= 0")
     check(cfg.task.num_fewshot >= 0, f"--num-fewshot must be >= 0 (got {cfg.task.num_fewshot})")
 
 
@@ -113,6 +115,7 @@ def train(
     """Run (or continue) a training run in `run_dir`; returns a summary dict. extra_meta goes
     into config.json beside the run's own entries (simulate records its planted scenario);
     a resumed run keeps the entries it was started with."""
+    from prefixopt.confidence import run_top_confidence
     from prefixopt.iteration import QuestionPlan, advantages, benchmark_names
     from prefixopt.prompts import build_grid, persona, persona_placement
     from prefixopt.scoring import resolve_scoring, score
@@ -127,7 +130,8 @@ def train(
     K = cfg.samples_per_iteration
 
     policy = Policy(people.field_index, people.era_index, cfg.parameterization, cfg.optimizer,
-                    cfg.learning_rate, cfg.entropy_coef, n_contexts=len(plan.context_names))
+                    cfg.learning_rate, cfg.entropy_coef, n_contexts=len(plan.context_names),
+                    group_min_people=cfg.group_min_people, logit_decay=cfg.logit_decay)
     baseline = Baseline(cfg.baseline, cfg.ema_decay, cfg.standardize, cfg.ema_init)
     rng = np.random.default_rng(cfg.seed)  # the ONE generator: people and questions
     start, evaluations = 0, 0
@@ -276,13 +280,14 @@ def train(
 
     final = policy.probs()
     order = np.argsort(-final)[:10]
+    done = int(runs.load_checkpoint(run_dir)["iteration"]) + 1 \
+        if (run_dir / "checkpoints" / "latest.npz").is_file() else 0
     return {
-        "run_dir": str(run_dir),
-        "iterations_done": int(runs.load_checkpoint(run_dir)["iteration"]) + 1
-        if (run_dir / "checkpoints" / "latest.npz").is_file() else 0,
-        "interrupted": stopped,
-        "evaluations": evaluations,
-        "entropy": entropy(final),
+        "run_dir": str(run_dir), "iterations_done": done,
+        # P(the top person is the best of those tried), from the answers table
+        "top_confidence": run_top_confidence(run_dir, int(people.person_id[order[0]]), cfg.seed)
+        if done else None,
+        "interrupted": stopped, "evaluations": evaluations, "entropy": entropy(final),
         "host_s_mean": float(np.mean(host_times)) if host_times else None,
         "top": [{"person_id": int(people.person_id[r]), "name": names[r],
                  "field": fields[people.field_index[r]], "prob": float(final[r])}

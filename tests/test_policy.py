@@ -165,3 +165,70 @@ def test_a_policy_without_contexts_is_unchanged_by_the_extension():
     a, b = make("factored"), make("factored", n_contexts=0)
     np.testing.assert_allclose(a.probs(), b.probs())
     assert len(a.params) == 7 + 3 + 2
+
+
+# --- group_min_people: a field/era term needs evidence from >= m of its members -----------------
+BIG_FIELD = np.repeat([0, 1, 2], 10)  # (30,) 3 fields of 10
+BIG_ERA = np.tile([0, 1], 15)  # (30,) 2 eras
+
+
+def test_breadth_is_the_effective_number_of_members_over_m():
+    pol = Policy(BIG_FIELD, BIG_ERA, group_min_people=5)
+    # uniform: each field spread over its 10 members -> full steps
+    np.testing.assert_allclose(pol.breadth(BIG_FIELD, 3, pol.probs()), 1.0)
+    np.testing.assert_allclose(Policy(BIG_FIELD, BIG_ERA, group_min_people=20).breadth(
+        BIG_FIELD, 3, pol.probs()), 0.5)  # 10 members of the 20 asked for
+    pol.params[0] = 6.0  # person 0 now holds nearly all of field 0
+    p = pol.probs()
+    b = pol.breadth(BIG_FIELD, 3, p)
+    share = p[:10] / p[:10].sum()
+    assert b[0] == pytest.approx(1 / (share**2).sum() / 5) and b[0] < 0.25
+    np.testing.assert_allclose(b[1:], 1.0)
+    scale = pol.step_scale()  # (P,): person terms full, field 0's term shrunk
+    np.testing.assert_allclose(scale[:30], 1.0)
+    assert scale[30] == pytest.approx(b[0])
+    assert Policy(BIG_FIELD, BIG_ERA).step_scale().min() == 1.0  # m = 0: off
+
+
+@pytest.mark.parametrize("m, ratio", [(0, (0.99, 1.01)), (5, (0.0, 0.4))])
+def test_one_persons_luck_does_not_carry_its_field(m, ratio):
+    """Person 0 wins 300 times against person 25: without the rule its field term grows exactly
+    as much as its person term; with m = 5 the field term stops once 0 holds its field."""
+    pol = Policy(BIG_FIELD, BIG_ERA, learning_rate=0.05, group_min_people=m)
+    for _ in range(300):
+        pol.update(np.array([0, 25]), np.array([0.5, -0.5]))
+    assert ratio[0] <= pol.params[30] / pol.params[0] <= ratio[1]
+
+
+def test_a_field_with_many_good_members_still_moves():
+    """Ten different members of field 0 win in turn: every one holds 1/10 of the field, so the
+    rule never binds and the field term moves exactly as without it."""
+    runs = {}
+    for m in (0, 5):
+        pol = Policy(BIG_FIELD, BIG_ERA, learning_rate=0.05, group_min_people=m)
+        for i in range(300):
+            pol.update(np.array([i % 10, 10 + i % 20]), np.array([0.5, -0.5]))
+        runs[m] = pol
+    assert runs[5].params[30] == pytest.approx(runs[0].params[30], rel=0.02)
+    assert runs[5].probs()[:10].sum() > 0.9
+
+
+def test_logit_decay_pulls_towards_uniform_unless_evidence_holds():
+    pol = Policy(BIG_FIELD, BIG_ERA, learning_rate=0.05, logit_decay=0.1)
+    pol.params[:] = 2.0
+    pol.update(np.array([3, 7]), np.array([0.0, 0.0]))  # no evidence: decay only
+    np.testing.assert_allclose(pol.params, 2.0 * (1 - 0.05 * 0.1))
+    # steady evidence for person 3 over person 25: its logit settles near 1 / decay, and then
+    # drifts back once the evidence stops; without decay it keeps its height
+    held, kept = Policy(BIG_FIELD, BIG_ERA, learning_rate=0.05, logit_decay=0.1), \
+        Policy(BIG_FIELD, BIG_ERA, learning_rate=0.05)
+    for pol in (held, kept):
+        for _ in range(2000):
+            pol.update(np.array([3, 25]), np.array([0.5, -0.5]))
+    assert 7.0 < held.params[3] < 10.5
+    peak = held.params[3]
+    for pol in (held, kept):
+        for _ in range(1000):
+            pol.update(np.array([3, 25]), np.array([0.0, 0.0]))
+    assert held.params[3] < 0.1 * peak
+    assert kept.params[3] > 50  # without decay nothing pulls it back

@@ -53,6 +53,8 @@ def _train(
     ema_init: Annotated[float | None, typer.Option(help="Start of the ema baseline (default: first batch mean; the seed used 0)")] = D.ema_init,
     standardize: Annotated[bool, typer.Option(help="Divide advantages by the batch reward std")] = D.standardize,
     entropy_coef: Annotated[float, typer.Option(help="Entropy bonus coefficient")] = D.entropy_coef,
+    group_min_people: Annotated[int, typer.Option(help="A field or era term moves at full speed only while its probability is spread over >= this many members (0: off; docs/learner_study.md)")] = D.group_min_people,
+    logit_decay: Annotated[float, typer.Option(help="Decay of the logits towards uniform, per step x learning rate, outside Adam (0: off; docs/learner_study.md)")] = D.logit_decay,
     parameterization: Annotated[str, typer.Option(help="factored (person + field + era logits) | tabular")] = D.parameterization,
     reward: Annotated[str, typer.Option(help="accuracy | margin (letter/cloze log-prob margin)")] = D.reward,
     benchmark_weights: Annotated[str | None, typer.Option(callback=_floats, help="Several benchmarks: each iteration's B questions split by these weights, e.g. 1,1,2 (default: equal)")] = None,
@@ -183,7 +185,8 @@ TRAIN_NAMES = frozenset(p.name for p in TRAIN)
 # what `simulate` shares with `train`: the learner and the questions it is asked, not the model
 LEARNER = [p for p in TRAIN if p.name in {
     "learner", "samples_per_iteration", "batch_size", "learning_rate", "optimizer", "baseline", "ema_decay",
-    "ema_init", "standardize", "entropy_coef", "parameterization", "common_questions",
+    "ema_init", "standardize", "entropy_coef", "group_min_people", "logit_decay",
+    "parameterization", "common_questions",
     "benchmark_weights", "context",
     "benchmark", "train_split", "data_dir", "people", "exclude_fields", "exclude_occupations",
     "seed"}]
