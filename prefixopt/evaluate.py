@@ -256,6 +256,9 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         "confidence": [a.confidence for a in answers],
         # questions that share a subject / passage (the Task's context): clustered intervals
         "cluster": [get_task(x.benchmark).context(x) for _ in prefixes for x in questions],
+        # a chat API's letters that were not in its top list (scored -inf): how much was unseen
+        **({"missing_letters": [r.missing_letters for r in responses]}
+           if getattr(engine, "api", None) == "chat" else {}),
     }, schema_overrides={"prefix_index": pl.Int64, "person_id": pl.Int64, "pred": pl.String,
                          "cluster": pl.String})
     # the statistics get their own Generator derived from the seed, so that `report` can

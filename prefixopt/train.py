@@ -233,6 +233,9 @@ def train(
                 **({"completion": [r.text if modes[q.benchmark] == "generate" else None
                                    for q, r in zip(asked, responses)]} if generated else {}),
                 **({"context": ctx_names[sample]} if plan.context else {}),
+                # a chat API's letters missing from its top list (scored -inf)
+                **({"missing_letters": [r.missing_letters for r in responses]}
+                   if getattr(engine, "api", None) == "chat" else {}),
             }, schema_overrides={"pred": pl.String, "gold": pl.String, "completion": pl.String})
             samples_df = pl.DataFrame({
                 "iteration": np.full(S, it), "sample": np.arange(S), "person_id": pids,
