@@ -22,9 +22,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefixopt.commands import bench, data, evaluate, run, study, train
+    from prefixopt.commands import bench, data, evaluate, run, serve, study, train
 
-    for module in (data, train, run, evaluate, study, bench):
+    for module in (data, train, run, evaluate, study, bench, serve):
         module.register(app)
 
 

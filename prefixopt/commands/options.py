@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from prefixopt import serve
 from prefixopt.benchmarks import BENCHMARKS
 from prefixopt.config import EvalConfig, TrainConfig
 
@@ -170,6 +171,18 @@ def _simulate(
     """The planted scenario of `prefixopt simulate` (the learner options come from _train)."""
 
 
+def _serve(
+    port: Annotated[int, typer.Option(help="TCP port of the server")] = serve.DEFAULT_PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; vLLM checks a key only when VLLM_API_KEY is set)")] = serve.DEFAULT_HOST,
+    served_model_name: Annotated[str | None, typer.Option(help="The model name clients send (default: --model as given)")] = None,
+    log: Annotated[Path | None, typer.Option(help="Server output file (default: $TMPDIR/prefixopt-serve-PORT.log)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Server output on this terminal instead of --log")] = False,
+    dev_mode: Annotated[bool, typer.Option(help="vLLM's dev routes (POST /reset_prefix_cache, ...): trusted hosts only")] = False,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the first answer")] = serve.READY_TIMEOUT_S,
+) -> None:
+    """The options of `prefixopt serve` (the engine options come from _train)."""
+
+
 def _params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
     hints = typing.get_type_hints(fn, include_extras=True)  # annotations as objects
     return [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
@@ -181,7 +194,13 @@ JOB = _params(_job)
 EVAL = _params(_eval)
 SIMULATE = _params(_simulate)
 EVAL_CMD = _params(_eval_cmd)
+SERVE = _params(_serve)
 TRAIN_NAMES = frozenset(p.name for p in TRAIN)
+# the engine options (EngineConfig), shared by `serve`
+ENGINE = [p for p in TRAIN if p.name in {
+    "model", "dtype", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size",
+    "data_parallel_size", "load_in_4bit", "enable_prefix_caching", "trust_remote_code",
+    "enforce_eager", "block_size", "cpu_kvcache_gib"}]
 # what `simulate` shares with `train`: the learner and the questions it is asked, not the model
 LEARNER = [p for p in TRAIN if p.name in {
     "learner", "samples_per_iteration", "batch_size", "learning_rate", "optimizer", "baseline", "ema_decay",
