@@ -43,21 +43,23 @@ class TopTwoThompson:
         if self.done >= self.iterations:
             return None
         a, b = self.posterior()
-        mean, sd = beta_mean_sd(a, b)
+        mean, sd = (x.astype(np.float32) for x in beta_mean_sd(a, b))  # (N,) float32: speed
         k = min(self.k, len(a))
-        theta = mean + sd * rng.standard_normal((k + 1, len(a)))  # (K+1, N) posterior draws
+        theta = rng.standard_normal((k + 1, len(a)), dtype=np.float32)  # (K+1, N) draws
+        theta *= sd
+        theta += mean
         chosen: list[int] = []
-        taken = np.zeros(len(a), dtype=bool)
         coin = rng.random(k)  # (K,)
         for slot in range(k):
-            leader = int(np.argmax(np.where(taken, -np.inf, theta[slot])))
+            theta[:, chosen] = -np.inf  # the people chosen for this call are out
+            leader = int(np.argmax(theta[slot]))
             pick = leader
             if coin[slot] >= self.beta:  # the challenger: best of another draw, leader aside
-                other = np.where(taken, -np.inf, theta[slot + 1])
-                other[leader] = -np.inf
-                pick = int(np.argmax(other)) if np.isfinite(other).any() else leader
+                saved, theta[slot + 1, leader] = theta[slot + 1, leader], -np.inf
+                pick = int(np.argmax(theta[slot + 1]))
+                theta[slot + 1, leader] = saved
+                pick = leader if not np.isfinite(theta[slot + 1, pick]) else pick
             chosen.append(pick)
-            taken[pick] = True
         questions = rng.choice(num_questions, size=min(self.b, num_questions), replace=False)
         return np.asarray(chosen), questions
 

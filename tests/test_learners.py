@@ -178,3 +178,17 @@ def test_bandit_learner_refuses_what_it_cannot_do():
         learners.validate(TrainConfig(learner="ttts", context="benchmark"))
     with pytest.raises(PrefixoptError, match="not one of"):
         learners.validate(TrainConfig(learner="bandit"))
+
+
+def test_ttts_extended_by_resume_equals_one_longer_run(people, questions, tmp_path):
+    """The learner study extends one ttts run budget by budget: that must be the longer run."""
+    import dataclasses
+
+    cfg = TrainConfig(learner="ttts", iterations=6, samples_per_iteration=8, batch_size=8)
+    run(cfg, people, questions, tmp_path / "long", engine_for(people))
+    run(dataclasses.replace(cfg, iterations=3), people, questions, tmp_path / "ext",
+        engine_for(people))
+    run(cfg, people, questions, tmp_path / "ext", engine_for(people), resume=True)
+    a, b = runs.load_checkpoint(tmp_path / "long"), runs.load_checkpoint(tmp_path / "ext")
+    for key in ("ttts_s", "ttts_n", "ranking", "probs"):
+        np.testing.assert_array_equal(a[key], b[key])

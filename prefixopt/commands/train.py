@@ -179,3 +179,9 @@ def register(app: typer.Typer) -> None:
                           f"{summary['entropy']:.2f}/{summary['max_entropy']:.2f}, largest field "
                           f"{summary['largest_field']} at {summary['largest_field_ratio']:.1f}x its "
                           f"share, {summary['evaluations']:,} evaluations")
+        conf = summary["top_confidence"]
+        err_console.print(f"{summary['learner']}: top-1 {summary['top'][0]['name']} is "
+                          f"{'' if summary['top_planted'] else 'not '}planted; planted share of "
+                          f"the top 10 {summary['planted_in_top10']:.1f}; simple regret "
+                          f"{summary['simple_regret']:.3f}; top_confidence "
+                          f"{'-' if conf is None else format(conf, '.2f')}", highlight=False)
