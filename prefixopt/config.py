@@ -93,8 +93,8 @@ class TrainConfig:
     group_min_people: int = 20
     # decay of the logits towards uniform per step (x learning rate), outside Adam (AdamW's
     # weight decay): the restoring force that keeps a run from fixing on a person without
-    # evidence. 20 and 0.04 chosen with `simulate` (docs/learner_study.md, "REINFORCE commits")
-    logit_decay: float = 0.04
+    # evidence. 20 and 0.02 chosen with `simulate` (docs/learner_study.md, "REINFORCE commits")
+    logit_decay: float = 0.02
     parameterization: str = "factored"  # factored | tabular
     reward: str = "accuracy"  # accuracy | margin
     # several benchmarks: each iteration's B questions split by these weights (empty: equal)

@@ -83,4 +83,18 @@ def test_simulate_json_reports_top_confidence_and_the_mended_defaults(people_csv
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     assert 0.0 <= summary["top_confidence"] <= 1.0
     cfg = json.loads((out / "config.json").read_text())["config"]
-    assert cfg["group_min_people"] == 20 and cfg["logit_decay"] == 0.04
+    assert cfg["group_min_people"] == 20 and cfg["logit_decay"] == 0.02
+
+
+def test_people_tried_beside_a_strong_person_are_not_charged_with_its_strength():
+    """Average people tried beside a +0.3 person, or only among themselves, get the same effect
+    (the per-iteration ease absorbs who else was there); the strong one stands 0.3 above."""
+    acc = {0: 0.8} | {p: 0.5 for p in range(1, 121)}
+    # person 1, average, links the two sets (it answers beside both)
+    per_iter = [[0, i] for i in range(1, 61)] + [[1, i, i + 30] for i in range(61, 91)]
+    effects = paired_effects(table(acc, 90, per_iter, b=64, seed=5))
+    e = dict(zip(effects["person_id"].to_list(), effects["effect"].to_list()))
+    beside = np.mean([e[i] for i in range(1, 61)])
+    among = np.mean([e[i] for i in range(61, 121)])
+    assert abs(beside - among) < 0.05
+    assert 0.2 < e[0] - among < 0.4
