@@ -104,25 +104,12 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
             "ranking": learner.ranking_text, "top_confidence_kind": CONFIDENCE[cfg.learner],
             "persona_placement": persona_placement(engine) if cfg.task.prompt_format == "chat"
             else "paragraph", **(extra_meta or {})}
-    start, evaluations = 0, 0
-    if resume:
-        old = runs.read_config(run_dir)
-        meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
-        for key in ("people_fingerprint", "data_fingerprint"):
-            if old.get(key) != meta[key]:
-                raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
-        if (run_dir / "checkpoints" / "latest.npz").is_file():
-            state = runs.load_checkpoint(run_dir)
-            learner.load_state(state)
-            rng.bit_generator.state = json.loads(str(state["rng_state"]))
-            start, evaluations = int(state["iteration"]) + 1, int(state["evaluations"])
-        meta["resumed_from"] = start
-    runs.truncate_parts(run_dir, start - 1)
-    runs.write_config(run_dir, cfg, meta)
-
+    state = start_run(cfg, run_dir, meta, learner, rng, resume)  # {} for a new run
+    start = int(state["iteration"]) + 1 if state else 0
+    evaluations = int(state["evaluations"]) if state else 0
     prefix_text = [persona(cfg.task.prefix_template, n) for n in people.names]  # (N,)
     probs, conf = (np.asarray(state["probs"], float), float(state["top_confidence"])) \
-        if start else (np.zeros(len(people.names)), 0.0)
+        if state else (np.zeros(len(people.names)), 0.0)
     it, host = start, []
     from prefixopt.interrupts import defer_sigint
 
@@ -164,6 +151,27 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
             if interrupted[0]:
                 break
     return summary(run_dir, people, learner, evaluations, host, bool(interrupted[0]))
+
+
+def start_run(cfg: TrainConfig, run_dir: Path, meta: dict[str, Any], learner,
+              rng: np.random.Generator, resume: bool) -> dict[str, np.ndarray]:
+    """Write config.json; on resume check the fingerprints, restore the learner and the RNG from
+    the checkpoint (returned; {} when there is none) and drop rows newer than it."""
+    state: dict[str, np.ndarray] = {}
+    if resume:
+        old = runs.read_config(run_dir)
+        meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
+        for key in ("people_fingerprint", "data_fingerprint"):
+            if old.get(key) != meta[key]:
+                raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
+        if (run_dir / "checkpoints" / "latest.npz").is_file():
+            state = runs.load_checkpoint(run_dir)
+            learner.load_state(state)
+            rng.bit_generator.state = json.loads(str(state["rng_state"]))
+        meta["resumed_from"] = int(state["iteration"]) + 1 if state else 0
+    runs.truncate_parts(run_dir, int(state["iteration"]) if state else -1)
+    runs.write_config(run_dir, cfg, meta)
+    return state
 
 
 CONFIDENCE = {
