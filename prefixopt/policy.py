@@ -3,8 +3,11 @@
 Two parameterisations share one flat parameter vector `params`: `tabular` (one logit per
 person) and `factored` (logit = person + field + era terms, so evidence about one physicist
 moves every physicist). A contextual policy (n_contexts = C > 0) adds per-context field and era
-terms: logit(person | c) = shared terms + U[c, field] + V[c, era]. REINFORCE gradient, advantages (rloo / mean / ema), Adam or SGD and an
-optional entropy bonus. All state is plain arrays, so a checkpoint is an .npz without pickle.
+terms: logit(person | c) = shared terms + U[c, field] + V[c, era]. REINFORCE gradient, advantages
+(rloo / mean / ema), Adam or SGD, an optional entropy bonus, field/era steps scaled by how many
+members hold the group's mass, and a decoupled logit decay towards uniform (the last two keep
+the policy from fixing on one person without evidence: docs/learner_study.md, "REINFORCE
+commits"). All state is plain arrays, so a checkpoint is an .npz without pickle.
 """
 
 from __future__ import annotations
