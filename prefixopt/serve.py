@@ -87,6 +87,9 @@ def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DE
             "--dtype", dtype, "--max-model-len", str(cfg.max_model_len),
             "--seed", str(cfg.seed),
             "--logprobs-mode", "processed_logprobs",
+            # no sampling defaults from the model's generation_config.json: a request gets
+            # what it asks for, as SamplingParams in-process
+            "--generation-config", "vllm",
             "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens
             "--disable-uvicorn-access-log",  # one line per request would dwarf the log
             "--enable-prefix-caching" if cfg.enable_prefix_caching else "--no-enable-prefix-caching",
