@@ -28,7 +28,7 @@ def mend_aot_cache_load() -> None:
         return
     orig_fn = orig.__func__
 
-    def deserialize(klass: Any, data: bytes) -> Any:
+    def deserialize_compile_artifacts(klass: Any, data: bytes) -> Any:
         fn = orig_fn(klass, data)
         if not hasattr(fn, "finalize_loading"):
             try:
@@ -37,8 +37,8 @@ def mend_aot_cache_load() -> None:
                 pass
         return fn
 
-    deserialize._prefixopt_mended = True  # type: ignore[attr-defined]
-    cls.deserialize_compile_artifacts = classmethod(deserialize)
+    deserialize_compile_artifacts._prefixopt_mended = True  # type: ignore[attr-defined]
+    cls.deserialize_compile_artifacts = classmethod(deserialize_compile_artifacts)
 
 
 def load_error(cfg: EngineConfig, model: str, exc: Exception) -> str:
