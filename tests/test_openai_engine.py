@@ -91,3 +91,19 @@ def test_unreachable_endpoint_is_one_line_fast(monkeypatch):
     with pytest.raises(PrefixoptError, match="cannot reach the endpoint.*127.0.0.1:9") as err:
         build_openai_engine(cfg)
     assert "\n" not in str(err.value)
+
+
+def test_cloze_rows_served_from_the_cache_are_run_again():
+    from prefixopt.engines.openai_engine import _rows_present
+
+    def out(cached, plp):
+        return {"usage": {"prompt_tokens_details": {"cached_tokens": cached}},
+                "choices": [{"prompt_logprobs": plp}]}
+
+    row = {"5": {"logprob": -1.0}}
+    full = [None, row, row, row, row]  # 5 prompt tokens, continuation from position 3
+    assert _rows_present(out(0, full), 3, 5)
+    assert _rows_present(out(2, full), 3, 5)  # the hit ends before row 2 (predicts token 3)
+    assert not _rows_present(out(3, full), 3, 5)  # row 2 came from the cache
+    assert not _rows_present(out(0, [None, row, row, None, row]), 3, 5)
+    assert not _rows_present(out(0, [None, row]), 3, 5)

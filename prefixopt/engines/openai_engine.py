@@ -165,6 +165,9 @@ class OpenAIEngine(TokenizerSide):
         whole_ids, owner, starts = cloze_tokens(self, [requests[i] for i in cloze]) if cloze \
             else ([], [], [])
         plain_ids = self.encode([requests[i].prompt for i in plain])
+        # cloze: vLLM's server computes every prompt row of a prompt_logprobs request (its API
+        # has no skip_reading_prefix_cache; reading the cache there crashed its detokenizer on
+        # the rows served from it, vLLM 0.32), so these are slower than in-process
         bodies = [self._body(ids, max_tokens=1, prompt_logprobs=0) for ids in whole_ids]
         for i, ids in zip(plain, plain_ids, strict=True):
             r, m = requests[i], modes[i]
@@ -176,11 +179,22 @@ class OpenAIEngine(TokenizerSide):
                                          allowed_token_ids=letter_ids,
                                          return_tokens_as_token_ids=True))
         outs = post_all(self.http, "/completions", bodies)
+        # a prompt whose cache hit reached a row it reads has no log-prob there: run it again
+        # without the cache (as in-process); its first pass's cached tokens are what is counted
+        redo = [j for j in range(len(whole_ids)) if not _rows_present(outs[j], starts[j],
+                                                                       len(whole_ids[j]))]
+        again = post_all(self.http, "/completions", [bodies[j] for j in redo])
+        if not all(_rows_present(o, starts[j], len(whole_ids[j])) for j, o in zip(redo, again)):
+            raise PrefixoptError(f"{self.http.base_url} returned no log-prob for some "
+                                 "continuation rows (served from its prefix cache?); cloze "
+                                 "needs a server that computes prompt log-probs")
         responses = [Response() for _ in requests]
         lls: dict[int, list[float]] = {i: [] for i in cloze}
+        scored = dict(zip(redo, again, strict=True))
         for j, ((r, _), out) in enumerate(zip(owner, outs[:len(whole_ids)], strict=True)):
             i, ids = cloze[r], whole_ids[j]
-            plp = out["choices"][0]["prompt_logprobs"]  # [None, {"<id>": {"logprob"...}}, ...]
+            # [None, {"<id>": {"logprob": ...}}, ...], one per prompt position
+            plp = scored.get(j, out)["choices"][0]["prompt_logprobs"]
             lls[i].append(sum(plp[p][str(ids[p])]["logprob"] for p in range(starts[j], len(ids))))
             _count(responses[i], out, len(ids))
         for i, ll in lls.items():
@@ -207,6 +221,15 @@ class OpenAIEngine(TokenizerSide):
         body = {"model": self.model, "prompt": ids, **_GREEDY, "repetition_penalty": 1.0,
                 "add_special_tokens": False, **extra}
         return {k: v for k, v in body.items() if v is not None}
+
+
+def _rows_present(out: dict[str, Any], start: int, n: int) -> bool:
+    """Every continuation position has its log-prob: no row it reads (start - 1 on) was served
+    from the cache."""
+    cached = int(((out.get("usage") or {}).get("prompt_tokens_details") or {})
+                 .get("cached_tokens") or 0)
+    plp = out["choices"][0].get("prompt_logprobs") or []
+    return cached <= start - 1 and len(plp) == n and all(plp[p] for p in range(start, n))
 
 
 def _count(resp: Response, out: dict[str, Any], prompt_len: int) -> None:
