@@ -53,13 +53,12 @@ def train(cfg: TrainConfig, engine, people, questions: Sequence[Question], run_d
     if cfg.learner == "reinforce":
         from prefixopt.train import train as reinforce
 
-        meta = {"learner": "reinforce", "ranking": REINFORCE_RANKING, **(extra_meta or {})}
-        summary = reinforce(cfg, engine, people, questions, run_dir, progress, resume,
-                            fewshot=fewshot, extra_meta=meta)
-        # HOOK: REINFORCE's own confidence in its top person comes from train.py (issue 12);
-        # until it reports one, None says "not measured"
-        summary.setdefault("top_confidence", None)
-        return summary
+        meta = {"learner": "reinforce", "ranking": REINFORCE_RANKING,
+                "top_confidence_kind": CONFIDENCE["reinforce"], **(extra_meta or {})}
+        # train's summary carries REINFORCE's own confidence in its top person
+        # (confidence.run_top_confidence over the answers table; None before any iteration)
+        return reinforce(cfg, engine, people, questions, run_dir, progress, resume,
+                         fewshot=fewshot, extra_meta=meta)
     return bandit_train(cfg, engine, people, questions, run_dir, progress, resume,
                         fewshot=fewshot, extra_meta=extra_meta)
 
@@ -175,6 +174,9 @@ def start_run(cfg: TrainConfig, run_dir: Path, meta: dict[str, Any], learner,
 
 
 CONFIDENCE = {
+    "reinforce": "empirical-Bayes posterior over the answers table (one ease per iteration): "
+                 "probability that the top-ranked person has the largest effect of the people "
+                 "tried",
     "halving": "paired bootstrap over the question columns of the last round's players: share "
                "of resamples in which the top-ranked person has the highest accuracy",
     "ttts": "Monte Carlo from the Beta posteriors: probability that the top-ranked person is "

@@ -159,8 +159,9 @@ def test_simulate_json_top_planted_matches_ranking(people_csv, tmp_path, learner
     assert res["planted_in_top10"] == pytest.approx(planted[ranking[:10]].mean())
     assert res["simple_regret"] == pytest.approx(0.0 if planted[ranking[0]] else 0.3)
     assert res["learner"] == learner
-    if learner != "reinforce":  # reinforce's own confidence: the hook in learners.train
-        assert 0.0 <= res["top_confidence"] <= 1.0
+    # every learner reports how sure it is of its top person (reinforce: train's summary)
+    assert 0.0 <= res["top_confidence"] <= 1.0
+    assert runs.read_config(out)["top_confidence_kind"] == learners.CONFIDENCE[learner]
 
 
 def test_small_effects_scenario_is_rebuilt_for_eval(people):
