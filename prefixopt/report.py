@@ -54,7 +54,10 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
     if probs is not None:
         people = runs.run_people(run_dir)
         pp = analysis.people_probs(people.frame, probs)
-        data.update(probs_lf=pp, top=analysis.top_people(pp, 20).collect(),
+        # halving / ttts: their own ranking (P(best) is ~0 for most of their top people)
+        top = (pp.collect()[np.asarray(ckpt["ranking"], dtype=np.int64)[:20].tolist()]
+               if "ranking" in ckpt else analysis.top_people(pp, 20).collect())
+        data.update(probs_lf=pp, top=top,
                     field_mass=analysis.mass_by(pp, "field").collect(),
                     era_mass=analysis.mass_by(pp, "era").collect(), num_people=len(probs),
                     entropy=float(-np.sum(probs[probs > 0] * np.log(probs[probs > 0]))))

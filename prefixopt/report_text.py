@@ -181,18 +181,24 @@ def _q5_benchmarks(data: list[dict[str, Any]], evals: list[tuple[dict, dict]],
 
 def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
     cfg = d["meta"].get("config", {})
+    bandit = cfg.get("learner") if cfg.get("learner", "reinforce") != "reinforce" else None
     lines = [f"## Run {d['id']}", "",
              f"benchmark {d['benchmark']}, model {d['model']}, kind {d['meta'].get('kind', '?')}"
              + (f", K={cfg.get('samples_per_iteration')}, B={cfg.get('batch_size')}, "
-                f"lr={cfg.get('learning_rate')}, {cfg.get('optimizer')}, "
-                f"{cfg.get('parameterization')}" if "batch_size" in cfg else ""), ""]
+                + (f"lr={cfg.get('learning_rate')}, {cfg.get('optimizer')}, "
+                   f"{cfg.get('parameterization')}" if bandit is None else
+                   f"learner {bandit} (ranking: {d['meta'].get('ranking', '?')})")
+                if "batch_size" in cfg else ""), ""]
     c = d["curve"]
     if c is not None and len(c):
         tail = c.tail(min(5, len(c)))
         lines.append(f"Training: {len(c)} iterations; mean reward {c['mean_reward'][0]:.3f} at "
                      f"the first, {tail['mean_reward'].mean():.3f} over the last {len(tail)}; "
                      f"entropy {c['entropy'][0]:.3f} -> {c['entropy'][-1]:.3f} nats.")
-    if "top" in d:
+    if "top" in d and bandit is not None:  # its ranking; prob is P(best), not a policy
+        lines.append(f"Top-ranked person: {d['top']['name'][0]} ({d['top']['field'][0]}), "
+                     f"P(best) {d['top']['prob'][0]:.4f}.")
+    elif "top" in d:
         lines.append(f"Top person: {d['top']['name'][0]} ({d['top']['field'][0]}), probability "
                      f"{d['top']['prob'][0]:.4f} (uniform would be {1 / d['num_people']:.6f}); "
                      f"policy entropy {d['entropy']:.3f} nats (uniform "

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from prefixopt import benchmarks, evaluate, runs, simulate
-from prefixopt.engines import synthetic
 from prefixopt.config import TrainConfig
+from prefixopt.engines import synthetic
 from prefixopt.people import load_people
 
 

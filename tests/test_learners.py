@@ -162,6 +162,17 @@ def test_simulate_json_top_planted_matches_ranking(people_csv, tmp_path, learner
     # every learner reports how sure it is of its top person (reinforce: train's summary)
     assert 0.0 <= res["top_confidence"] <= 1.0
     assert runs.read_config(out)["top_confidence_kind"] == learners.CONFIDENCE[learner]
+    # the report shows the learner's own top person (its ranking, not the most probable)
+    from pathlib import Path
+
+    from prefixopt.report import build_report
+
+    text = Path(build_report([out], None)["report_md"]).read_text()
+    top_name = people.names[ranking[0]]
+    if learner == "reinforce":
+        assert "Top person:" in text
+    else:
+        assert f"Top-ranked person: {top_name} (" in text and f"learner {learner}" in text
 
 
 def test_small_effects_scenario_is_rebuilt_for_eval(people):
