@@ -181,3 +181,41 @@ def test_bench_through_the_server(vllm_server):
     assert res["num_prompts"] == 6 and res["repeats"][0]["prompt_tokens"] > 0
     assert 0 < res["client_overhead_share"] <= 1.5
     assert res["iteration_s"] >= res["engine_run_s"] > 0
+
+
+def test_study_through_the_server(vllm_server, bench_dir, tmp_path):
+    """`prefixopt study SPEC --engine openai --base-url URL`: the spec's vllm engine replaced
+    by the endpoint, every run's config.json records it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from prefixopt.cli import app
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(f"""
+name = "s"
+output_dir = "{tmp_path / 'studies'}"
+[grid]
+models = ["{vllm_server.model}"]
+benchmarks = ["arc_easy"]
+budgets = [4]
+[train]
+samples_per_iteration = 2
+batch_size = 2
+data_dir = "{bench_dir}"
+[eval]
+num_questions = 4
+top_k = 1
+num_random = 1
+handwritten = false
+bootstrap_samples = 100
+""")
+    result = CliRunner().invoke(app, ["study", str(spec), "--engine", "openai", "--base-url",
+                                      vllm_server.url, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{"):])
+    assert out["complete"] and len(out["cells"]) == 1
+    meta = runs.read_config(out["cells"][0]["run_dir"])
+    assert meta["config"]["engine"]["kind"] == "openai"
+    assert meta["config"]["engine"]["base_url"] == vllm_server.url
