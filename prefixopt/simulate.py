@@ -177,8 +177,8 @@ def ranking_keys(cfg, scenario: Scenario, run_dir, summary: dict) -> dict:
     """What the learner ranked first (halving/ttts: their ranking; reinforce: its policy):
     top_planted (the top-1 person is planted), planted_in_top10 (the planted SHARE of the top
     10, a float in [0, 1]), simple_regret (best planted accuracy minus the top-1 person's),
-    top_confidence (the learner's own probability that its top-1 is the best; None when the
-    learner does not report one)."""
+    top_confidence (the learner's own probability that its top-1 is the best of the people it
+    tried, reported by all three learners; None only for a run with no finished iteration)."""
     ranking = runs.final_ranking(run_dir)  # (N,) rows best first
     acc = scenario.accuracy  # (N,) planted accuracy per row
     top = int(ranking[0])
