@@ -123,6 +123,26 @@ def batched_reference(model_path: str, mode: str, max_tokens: int,
     return time.perf_counter() - t
 
 
+def bench_inputs(benchmark: str, scoring: str | None, num_fewshot: int, k: int, b: int,
+                 data_dir: str | None, people_path: str | None, seed: int
+                 ) -> tuple[str, list, list, list, list[tuple[int, str]], str]:
+    """(mode, train pool, B questions, few-shot examples, K persona heads, names source): the
+    prompt set every bench way times (in-process and through an endpoint)."""
+    from prefixopt import prompts
+    from prefixopt import scoring as scoring_mod
+    from prefixopt.benchmarks import default_split, load_split
+
+    mode = scoring_mod.resolve_scoring(benchmark, scoring)
+    rng = np.random.default_rng(seed)
+    pool = load_split(benchmark, default_split(benchmark, "train"), data_dir=data_dir)
+    questions = [pool[i] for i in rng.choice(len(pool), size=min(b, len(pool)), replace=False)]
+    fewshot = prompts.fewshot_examples(benchmark, num_fewshot, seed, data_dir,
+                                       [q.question_id for q in pool]) if num_fewshot else []
+    names, names_source = people_names(k, people_path)
+    heads = [(i, prompts.persona("You are {name}.", n)) for i, n in enumerate(names)]
+    return mode, pool, questions, fewshot, heads, names_source
+
+
 def run_bench(
     engine_cfg: EngineConfig,
     *,
@@ -142,19 +162,11 @@ def run_bench(
     """Build the engine once, time (a)-(d) on the same K x B prompts, return the summary."""
     from prefixopt import prompts
     from prefixopt import scoring as scoring_mod
-    from prefixopt.benchmarks import default_split, load_split
     from prefixopt.engines.vllm_engine import build_engine
-    from prefixopt.prompts import persona
 
     t_all = time.perf_counter()
-    mode = scoring_mod.resolve_scoring(benchmark, scoring)
-    rng = np.random.default_rng(seed)
-    pool = load_split(benchmark, default_split(benchmark, "train"), data_dir=data_dir)
-    questions = [pool[i] for i in rng.choice(len(pool), size=min(b, len(pool)), replace=False)]
-    fewshot = prompts.fewshot_examples(benchmark, num_fewshot, seed, data_dir,
-                                       [q.question_id for q in pool]) if num_fewshot else []
-    names, names_source = people_names(k, people_path)
-    heads = [(i, persona("You are {name}.", n)) for i, n in enumerate(names)]
+    mode, pool, questions, fewshot, heads, names_source = bench_inputs(
+        benchmark, scoring, num_fewshot, k, b, data_dir, people_path, seed)
 
     progress("engine start")
     t = time.perf_counter()

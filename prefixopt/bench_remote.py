@@ -33,19 +33,12 @@ def run_remote_bench(cfg: EngineConfig, *, benchmark: str = "arc_easy",
     (the server's prefix cache reset before each when it offers /reset_prefix_cache)."""
     from prefixopt import prompts
     from prefixopt import scoring as scoring_mod
-    from prefixopt.bench import people_names
-    from prefixopt.benchmarks import default_split, load_split
+    from prefixopt.bench import bench_inputs
     from prefixopt.engines.openai_client import Http, post_all
     from prefixopt.engines.openai_engine import build_openai_engine
 
-    mode = scoring_mod.resolve_scoring(benchmark, scoring)
-    rng = np.random.default_rng(seed)
-    pool = load_split(benchmark, default_split(benchmark, "train"), data_dir=data_dir)
-    questions = [pool[i] for i in rng.choice(len(pool), size=min(b, len(pool)), replace=False)]
-    fewshot = prompts.fewshot_examples(benchmark, num_fewshot, seed, data_dir,
-                                       [q.question_id for q in pool]) if num_fewshot else []
-    names, _ = people_names(k, people_path)
-    heads = [(i, prompts.persona("You are {name}.", n)) for i, n in enumerate(names)]
+    mode, pool, questions, fewshot, heads, _ = bench_inputs(
+        benchmark, scoring, num_fewshot, k, b, data_dir, people_path, seed)
     progress("connect")
     engine, start_s, _ = _timed(lambda: build_openai_engine(cfg))
     warm = prompts.build_grid(engine, [(NO_PERSON, None)], pool[-2:], scoring=mode,

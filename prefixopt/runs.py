@@ -197,6 +197,17 @@ def final_probs(run_dir: str | Path) -> np.ndarray:
     return np.asarray(load_checkpoint(run_dir)["probs"], dtype=float)
 
 
+def resumed_meta(run_dir: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run's config.json entries under `meta`, after checking that its people and
+    data are the ones it was trained on."""
+    old = read_config(run_dir)
+    meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
+    for key in ("people_fingerprint", "data_fingerprint"):
+        if old.get(key) != meta[key]:
+            raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
+    return meta
+
+
 def final_ranking(run_dir: str | Path) -> np.ndarray:
     """(N,) people rows, best first: the learner's own ranking (halving, ttts: checkpoint
     "ranking"), else the final policy's probabilities, most probable first (REINFORCE)."""

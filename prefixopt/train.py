@@ -151,11 +151,7 @@ def train(
         **(extra_meta or {}),
     }
     if resume:
-        old = runs.read_config(run_dir)
-        meta = {**{k: v for k, v in old.items() if k != "config"}, **meta}
-        for key in ("people_fingerprint", "data_fingerprint"):
-            if old.get(key) != meta[key]:
-                raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
+        meta = runs.resumed_meta(run_dir, meta)
         if (run_dir / "checkpoints" / "latest.npz").is_file():
             state = runs.load_checkpoint(run_dir)
             policy.load_state(state)

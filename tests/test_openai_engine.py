@@ -93,7 +93,7 @@ def test_unreachable_endpoint_is_one_line_fast(monkeypatch):
     assert "\n" not in str(err.value)
 
 
-def test_cloze_rows_served_from_the_cache_are_run_again():
+def test_cloze_rows_served_from_the_cache_are_detected():
     from prefixopt.engines.openai_engine import _rows_present
 
     def out(cached, plp):

@@ -9,7 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from prefixopt.config import SCORINGS
+from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
+
+
+def run_modes(requests: Sequence[Request], mode: str | Sequence[str]) -> list[str]:
+    """Each request's scoring mode (one for all, or one per request), checked: what every
+    engine's `run` starts with."""
+    modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
+    unknown = sorted(set(modes) - set(SCORINGS))
+    if unknown or len(modes) != len(requests):
+        raise PrefixoptError(f"unknown scoring mode {unknown[0] if unknown else mode!r}; "
+                             f"use one of {', '.join(SCORINGS)}")
+    return modes
 
 
 class Engine(Protocol):

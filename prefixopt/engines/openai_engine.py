@@ -19,7 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from prefixopt.config import SCORINGS, EngineConfig
+from prefixopt.config import EngineConfig
+from prefixopt.engines import run_modes
 from prefixopt.engines.openai_client import EngineUnavailable, Http, api_key, get_json, post_all
 from prefixopt.engines.tokens import TokenizerSide
 from prefixopt.errors import PrefixoptError
@@ -137,11 +138,7 @@ class OpenAIEngine(TokenizerSide):
             max_tokens: int = 1, stop: Sequence[str] = ()) -> list[Response]:
         """Every request of the batch in flight together; one Response per request, in order.
         mode: one for all, or one per request."""
-        modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
-        unknown = sorted(set(modes) - set(SCORINGS))
-        if unknown or len(modes) != len(requests):
-            raise PrefixoptError(f"unknown scoring mode {unknown[0] if unknown else mode!r}; "
-                                 f"use one of {', '.join(SCORINGS)}")
+        modes = run_modes(requests, mode)
         if self.api == "chat" and "cloze" in modes:
             raise PrefixoptError(f"cloze scoring needs prompt log-probs, which the chat API at "
                                  f"{self.http.base_url} does not return; use --scoring letter or "
@@ -179,22 +176,17 @@ class OpenAIEngine(TokenizerSide):
                                          allowed_token_ids=letter_ids,
                                          return_tokens_as_token_ids=True))
         outs = post_all(self.http, "/completions", bodies)
-        # a prompt whose cache hit reached a row it reads has no log-prob there: run it again
-        # without the cache (as in-process); its first pass's cached tokens are what is counted
-        redo = [j for j in range(len(whole_ids)) if not _rows_present(outs[j], starts[j],
-                                                                       len(whole_ids[j]))]
-        again = post_all(self.http, "/completions", [bodies[j] for j in redo])
-        if not all(_rows_present(o, starts[j], len(whole_ids[j])) for j, o in zip(redo, again)):
+        # a server that served a row we read from its prefix cache has no log-prob there
+        if not all(_rows_present(outs[j], starts[j], len(ids)) for j, ids in enumerate(whole_ids)):
             raise PrefixoptError(f"{self.http.base_url} returned no log-prob for some "
                                  "continuation rows (served from its prefix cache?); cloze "
                                  "needs a server that computes prompt log-probs")
         responses = [Response() for _ in requests]
         lls: dict[int, list[float]] = {i: [] for i in cloze}
-        scored = dict(zip(redo, again, strict=True))
         for j, ((r, _), out) in enumerate(zip(owner, outs[:len(whole_ids)], strict=True)):
             i, ids = cloze[r], whole_ids[j]
             # [None, {"<id>": {"logprob": ...}}, ...], one per prompt position
-            plp = scored.get(j, out)["choices"][0]["prompt_logprobs"]
+            plp = out["choices"][0]["prompt_logprobs"]
             lls[i].append(sum(plp[p][str(ids[p])]["logprob"] for p in range(starts[j], len(ids))))
             _count(responses[i], out, len(ids))
         for i, ll in lls.items():

@@ -27,7 +27,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from prefixopt.config import CPU_BLOCK_SIZE, SCORINGS, EngineConfig
+from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
+from prefixopt.engines import run_modes
 from prefixopt.engines.tokens import TokenizerSide
 from prefixopt.engines.vllm_boot import load_error, mend_aot_cache_load
 from prefixopt.errors import PrefixoptError
@@ -137,11 +138,7 @@ class VllmEngine(TokenizerSide):
         prefix_cache=False makes every request skip reading the prefix cache (bench)."""
         from prefixopt.engines.vllm_cloze import cloze_batch
 
-        modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
-        unknown = sorted(set(modes) - set(SCORINGS))
-        if unknown or len(modes) != len(requests):
-            raise PrefixoptError(f"unknown scoring mode {unknown[0] if unknown else mode!r}; "
-                                 f"use one of {', '.join(SCORINGS)}")
+        modes = run_modes(requests, mode)
         if not requests:
             return []
         cloze = [i for i, m in enumerate(modes) if m == "cloze"]  # request positions
