@@ -119,3 +119,18 @@ def advantages(scores: np.ndarray, benchmarks: Sequence[str], baseline
     advs, values = zip(*(baseline(r) for r in per.values()))
     reward = np.mean(list(per.values()), axis=0)  # (K,)
     return reward, per, np.mean(advs, axis=0), float(np.mean(values))
+
+
+def check_finite(values: np.ndarray, person_ids: np.ndarray, questions: Sequence[Question],
+                 reward: str) -> None:
+    """Every reward of the iteration is a finite number, else ONE line naming the first answer
+    that broke it (values, person_ids (K*B,) in request order). A chat API's missing letter
+    scores -inf and would turn the whole policy into NaN at the update."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))
+    if bad.size:
+        i = int(bad[0])
+        raise PrefixoptError(
+            f"--reward {reward}: the answer of person {int(person_ids[i])} to question "
+            f"{questions[i].question_id} scored {float(values[i])} ({bad.size} non-finite of "
+            f"{len(values)} this iteration), so the policy cannot be updated; use --reward "
+            "accuracy, or an engine that returns every choice's log-prob")

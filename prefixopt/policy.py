@@ -116,6 +116,8 @@ class Policy:
     def sample(self, rng: np.random.Generator, k: int, probs: np.ndarray | None = None) -> np.ndarray:
         """K row indices drawn with replacement (the same person may appear twice)."""
         p = self.probs() if probs is None else probs
+        if not np.all(np.isfinite(p)):  # searchsorted would clamp NaN to the last person
+            raise FloatingPointError("cannot sample from non-finite probabilities")
         # Inverse-CDF sampling: one uniform per draw from the run's Generator.
         cdf = np.cumsum(p)
         idx = np.searchsorted(cdf, rng.random(k) * cdf[-1], side="right")
@@ -188,6 +190,11 @@ class Policy:
         """One ascent step on mean_i adv_i log pi(a_i | c_i) (+ entropy bonus, averaged over the
         contexts present). contexts (K,): each sample's context; None = the shared policy.
         Returns the gradient."""
+        if not np.all(np.isfinite(adv)):
+            # one NaN/inf advantage turns every probability into NaN, and sample() would then
+            # draw the last person forever; train names the answer that broke it before here
+            raise FloatingPointError(f"non-finite advantage at samples "
+                                     f"{np.flatnonzero(~np.isfinite(adv)).tolist()}: {adv}")
         groups = [(None, np.ones(len(actions), bool))] if contexts is None else [
             (int(c), contexts == c) for c in np.unique(contexts)]
         grad = np.zeros_like(self.params)  # (P,)
@@ -210,6 +217,8 @@ class Policy:
             m_hat = self.adam_m / (1 - b1**self.step_count)
             v_hat = self.adam_v / (1 - b2**self.step_count)
             self.params += scale * self.learning_rate * m_hat / (np.sqrt(v_hat) + self.eps)
+        if not np.all(np.isfinite(self.params)):
+            raise FloatingPointError("the policy's parameters became non-finite in this step")
         return grad
 
     # --- state (plain arrays for .npz) --------------------------------------------------------

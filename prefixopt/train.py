@@ -26,6 +26,10 @@ from prefixopt.policy import Baseline, Policy, entropy
 from prefixopt.records import Question
 
 Progress = Callable[[dict[str, Any]], None]
+# a chat API lists only its top log-probs: a letter outside them has no log-prob, so no margin
+MARGIN_ON_CHAT = ("--reward margin needs every choice's log-prob, which a chat API does not "
+                  "return (a letter outside its top list has none); use --reward accuracy, or a "
+                  "completions endpoint (--api completions)")
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -66,6 +70,8 @@ def validate(cfg: TrainConfig) -> None:
     one_of("--baseline", cfg.baseline, BASELINES)
     one_of("--parameterization", cfg.parameterization, PARAMETERIZATIONS)
     one_of("--reward", cfg.reward, ("accuracy", "margin"))
+    check(cfg.reward != "margin" or not (cfg.engine.kind == "openai" and cfg.engine.api == "chat"),
+          MARGIN_ON_CHAT)
     check(cfg.learning_rate > 0, f"--learning-rate must be > 0 (got {cfg.learning_rate})")
     check(cfg.samples_per_iteration >= 1,
           f"--samples-per-iteration (K) must be >= 1 (got {cfg.samples_per_iteration})")
@@ -116,7 +122,7 @@ def train(
     into config.json beside the run's own entries (simulate records its planted scenario);
     a resumed run keeps the entries it was started with."""
     from prefixopt.confidence import run_top_confidence
-    from prefixopt.iteration import QuestionPlan, advantages, benchmark_names
+    from prefixopt.iteration import QuestionPlan, advantages, benchmark_names, check_finite
     from prefixopt.prompts import build_grid, persona, persona_placement
     from prefixopt.scoring import resolve_scoring, score
 
@@ -127,6 +133,8 @@ def train(
     for b in names_b:  # also checked by jobs.prepare_train, before the engine
         check_inputs(cfg, modes[b], len(plan.pools[b]), plan.counts[b], b)
     mode = next(iter(modes.values())) if len(set(modes.values())) == 1 else dict(modes)
+    if cfg.reward == "margin" and getattr(engine, "api", None) == "chat":  # --api auto found one
+        raise PrefixoptError(MARGIN_ON_CHAT)
     K = cfg.samples_per_iteration
 
     policy = Policy(people.field_index, people.era_index, cfg.parameterization, cfg.optimizer,
@@ -191,6 +199,10 @@ def train(
             value = correct if cfg.reward == "accuracy" else margin
             S = K * len(groups)  # samples this iteration: K per group
             rows = np.concatenate([g.rows for g in groups])  # (S,)
+            asked = [q for g in groups for qs in g.questions for q in qs]  # (K*B,) request order
+            sample = np.repeat(np.arange(S), [len(qs) for g in groups for qs in g.questions])
+            pids = people.person_id[rows]  # (S,)
+            check_finite(value, pids[sample], asked, cfg.reward)  # before the policy sees them
             rewards, adv = np.zeros(S), np.zeros(S)  # (S,)
             per_bench = {b: np.full(S, np.nan) for b in names_b}  # (S,) per benchmark
             base_values, at = [], 0
@@ -211,9 +223,6 @@ def train(
             evaluations += len(requests)
 
             # 7. this iteration's rows, then the checkpoint (the commit point), atomically
-            asked = [q for g in groups for qs in g.questions for q in qs]  # (K*B,) request order
-            sample = np.repeat(np.arange(S), [len(qs) for g in groups for qs in g.questions])
-            pids = people.person_id[rows]  # (S,)
             ctx_names = np.repeat([plan.context_name(g) or "" for g in groups], K)  # (S,)
             tok = np.array([(r.prompt_tokens, r.cached_tokens, r.output_tokens)
                             for r in responses], dtype=np.int64).reshape(-1, 3)
