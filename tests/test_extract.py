@@ -21,6 +21,8 @@ ABCD = ("A", "B", "C", "D")
         ("1,234", "1234"), ("$5", "5"), ("45%", "45"), ("18.00", "18"), ("7.0", "7"),
         ("7.", "7"), ("-3.50", "-3.5"), ("0.25", "0.25"), ("-0", "0"), ("100", "100"),
         ("**42**", "42"), ("2,000,000.0", "2000000"),
+        # issue 8: a number written without its leading zero reads as the gold writes it
+        ("$.50", "0.5"), (".5", "0.5"), ("-.25", "-0.25"),
     ],
 )
 def test_normalize_number(raw: str, want: str) -> None:
@@ -46,6 +48,24 @@ def test_normalize_number(raw: str, want: str) -> None:
         ("I don't know.", None, "none"),
         # strict beats a later number in the text
         ("#### 5\nQuestion: Tom has 9 cats", "5", "strict"),
+        # issue 8, each reproduced on the old rules: the final number of the answer clause,
+        # "$.50" is half a dollar, "3,4,5" is three numbers, "- 3" is no negative number
+        ("The answer is: 18 + 2 = 20", "20", "strict"),
+        ("$.50", "0.5", "flexible"),
+        ("3,4,5", "5", "flexible"),
+        ("so 12 - 3", "3", "flexible"),
+        ("so 12-3", "3", "flexible"),
+        # the last cue wins (a model correcting itself), its clause ends at the reason
+        ("The answer is 18.\nWait, 18 + 2 = 20 so the answer is 20.", "20", "strict"),
+        ("#### 18\nNo: 18 + 2 = 20\n#### 20", "20", "strict"),
+        ("The answer is 12 because he had 3 bags of 4.", "12", "strict"),
+        ("The answer is 5, not 3.", "5", "strict"),
+        ("The answer is $1,050.50 in total", "1050.5", "strict"),
+        ("Final answer: 42", "42", "strict"),
+        # a cue whose clause has no number gives way to an earlier cue, then to the last number
+        ("The answer is 7.\nThe answer is above.", "7", "strict"),
+        ("The answer is unknown, maybe 4 or 6", "6", "flexible"),
+        ("1,2345 items", "2345", "flexible"),
     ],
 )
 def test_extract_number(text: str, want: str | None, rule: str) -> None:
@@ -73,6 +93,19 @@ def test_extract_number(text: str, want: str | None, rule: str) -> None:
         ("", None, "none"),
         ("The DNA of a cell", None, "none"),  # letters inside words do not count
         ("E", None, "none"),  # not one of the labels
+        # issue 8, each reproduced on the old rules: the last cue wins, the common cue
+        # phrasings count, a letter the text rules out is not the answer
+        ("answer A or B? The answer is C", "C", "strict"),
+        ("B and C are wrong; A", "A", "flexible"),
+        ("Vitamin C helps; the correct one is D", "D", "strict"),
+        ("The correct option is B.", "B", "strict"),
+        ("The best choice would be (C) because it is warm.", "C", "strict"),
+        ("So the right answer is D, not A.", "D", "strict"),
+        ("It is not A, so B.", "B", "flexible"),
+        ("C, because A and B are wrong.", "C", "flexible"),
+        ("(A) is wrong, (B) is right", "B", "strict"),
+        ("A is correct because B is wrong", "A", "flexible"),  # not the last letter
+        ("Should I answer A or B?", "A", "flexible"),  # a verb, no cue
     ],
 )
 def test_extract_letter(text: str, want: str | None, rule: str) -> None:
