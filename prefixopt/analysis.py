@@ -1,12 +1,15 @@
 """Polars queries over a run's tables: LazyFrame in, LazyFrame out, no printing, no reading
 (tables come from runs.scan; the caller collects at the edge). Used by evaluate.py (training
-rewards of learned people) and report.py (curves, top people, mass by field/era, eval tables).
+rewards and training answers of learned people), stats.py (the eval table as a paired (P, Q)
+matrix) and report.py (curves, top people, mass by field/era, eval tables).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
+
+from prefixopt.errors import PrefixoptError
 
 
 def training_curve(iterations: pl.LazyFrame) -> pl.LazyFrame:
@@ -30,6 +33,19 @@ def person_train_rewards(samples: pl.LazyFrame) -> pl.LazyFrame:
         )
         .sort("person_id")
     )
+
+
+def person_train_answers(answers: pl.LazyFrame, person_ids, benchmark: str | None = None
+                         ) -> pl.LazyFrame:
+    """Per (person, training question) of the given people: how often it was asked (`asked`)
+    and answered right (`right`), from the answers table; only `benchmark`'s questions when
+    given (a run on several benchmarks is evaluated one benchmark at a time)."""
+    lf = answers.filter(pl.col("person_id").is_in([int(p) for p in person_ids]))
+    if benchmark is not None and "benchmark" in lf.collect_schema().names():
+        lf = lf.filter(pl.col("benchmark") == benchmark)
+    return (lf.group_by("person_id", "question_id")
+            .agg(asked=pl.len().cast(pl.Int64), right=pl.col("correct").cast(pl.Int64).sum())
+            .sort("person_id", "question_id"))
 
 
 def people_probs(people_frame: pl.DataFrame | pl.LazyFrame, probs: np.ndarray) -> pl.LazyFrame:
@@ -79,6 +95,30 @@ def eval_long(rows: pl.LazyFrame) -> pl.LazyFrame:
         ["prefix_index", "question_id"])
 
 
+def correct_matrix(rows: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """The eval table as prefix info (P rows) and a (P, Q) correctness matrix whose columns are
+    the same questions for every prefix (checked: the comparison is paired)."""
+    meta = eval_prefixes(rows).collect()
+    long = eval_long(rows).collect()
+    p, q = len(meta), int(meta["questions"][0]) if len(meta) else 0
+    paired = bool((meta["questions"] == q).all())
+    qids = long["question_id"].to_numpy().reshape(p, q) if paired else None  # (P, Q)
+    if not paired or not (qids == qids[:1]).all():
+        raise PrefixoptError("eval rows are not paired: every prefix must answer the same "
+                             "questions")
+    correct = long["correct"].to_numpy().reshape(p, q)  # (P, Q) bool
+    return meta.drop("questions"), correct
+
+
+def question_clusters(rows: pl.DataFrame) -> np.ndarray | None:
+    """(Q,) cluster label per question in correct_matrix's column order (sorted question ids),
+    or None when the questions do not cluster (no `cluster` column, or all null)."""
+    if "cluster" not in rows.columns or rows["cluster"].null_count() == len(rows):
+        return None
+    per_q = rows.select("question_id", "cluster").unique("question_id").sort("question_id")
+    return per_q["cluster"].fill_null("-").to_numpy()
+
+
 def eval_accuracy(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Accuracy per prefix straight from the rows (a cross-check of the summary table)."""
     return (
@@ -116,3 +156,17 @@ def aligned_probs(a: pl.LazyFrame, b: pl.LazyFrame) -> pl.LazyFrame:
         .fill_null(0.0)
         .sort("person_id")
     )
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (0 = identical, 1 = disjoint) between two
+    distributions over the same people (aligned arrays; each is renormalised)."""
+    p = np.asarray(p, dtype=float) / np.sum(p)
+    q = np.asarray(q, dtype=float) / np.sum(q)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return 0.5 * kl(p) + 0.5 * kl(q)

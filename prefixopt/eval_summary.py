@@ -8,21 +8,25 @@ from typing import Any
 
 import polars as pl
 
-from prefixopt import stats
+from prefixopt import robustness, stats
 from prefixopt.evaluate import EvalResult
+from prefixopt.prefixes import curse_summary
 
 
 def pooled(results: list[EvalResult]) -> list[stats.Contrast]:
-    """The group contrasts over every benchmark's questions together (stats.pooled_contrasts),
-    with the first eval's seed and bootstrap size."""
+    """The group contrasts over every benchmark's questions together
+    (robustness.pooled_contrasts), with the first eval's seed and bootstrap size."""
     cfg_seed = int(results[0].summary["bootstrap_seed"][0])
     n = int(results[0].summary["bootstrap_samples"][0])
-    return stats.pooled_contrasts([r.rows for r in results], stats.stats_rng(cfg_seed), n)
+    return robustness.pooled_contrasts([r.rows for r in results], stats.stats_rng(cfg_seed), n)
 
 
 def contrast_json(c: stats.Contrast) -> dict[str, Any]:
+    """resampled: what the interval's bootstrap drew again, "questions" or, for a contrast with
+    the random people, "questions+people" (it covers which names were drawn)."""
     return {"name": c.name, "diff": c.diff, "low": c.low, "high": c.high,
-            "excludes_zero": c.excludes_zero, "n_a": c.n_a, "n_b": c.n_b}
+            "excludes_zero": c.excludes_zero, "n_a": c.n_a, "n_b": c.n_b,
+            "resampled": c.resampled}
 
 
 def result_json(result: EvalResult) -> dict[str, Any]:
@@ -35,6 +39,8 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         "overlap": result.overlap,
         "prefixes": result.summary.drop("bootstrap_seed").to_dicts(),
         "contrasts": [contrast_json(c) for c in result.contrasts],
+        # learned people: training minus held-out accuracy, net of no prefix's gap (method)
+        "winners_curse": curse_summary(result.summary),
         "any_learned_significant": bool(
             result.summary.filter(pl.col("prefix_kind") == "learned")["significant"].any()),
         "timings": result.timings,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, runs, stats
+from prefixopt import analysis, robustness, runs, stats
 from prefixopt.errors import PrefixoptError
 from prefixopt.figures import (
     fig_context_field,
@@ -22,6 +22,7 @@ from prefixopt.figures import (
     fig_top_people,
     fig_training,
 )
+from prefixopt.prefixes import curse_columns, curse_summary
 from prefixopt.report_text import answers_md, comparison_md, run_md
 
 
@@ -70,7 +71,7 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
     benchmarks = {e["summary"]["benchmark"][0] for e in data["evals"]}
     if len(benchmarks) > 1:  # one eval per benchmark of a multi-benchmark run: pool them too
         first = data["evals"][0]["summary"]
-        data["pooled"] = stats.pooled_contrasts(
+        data["pooled"] = robustness.pooled_contrasts(
             [e["rows"] for e in data["evals"]], stats.stats_rng(int(first["bootstrap_seed"][0])),
             int(first["bootstrap_samples"][0]))
     return data
@@ -85,6 +86,7 @@ def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
     """The saved summary plus the group contrasts recomputed from the rows with the eval's own
     bootstrap seed (the same numbers `eval` printed)."""
     summary = runs.scan(run_dir, f"eval/{name}_summary").sort("prefix_index").collect()
+    summary = curse_columns(summary)  # an eval made before the no-prefix training baseline
     rows = runs.scan(run_dir, f"eval/{name}").collect()
     seed, n_boot = int(summary["bootstrap_seed"][0]), int(summary["bootstrap_samples"][0])
     _, contrasts = stats.summarise(rows, stats.stats_rng(seed), n_boot)
@@ -125,7 +127,7 @@ def compare_runs(data: list[dict[str, Any]]) -> dict[str, Any]:
     for i, a in enumerate(with_probs):
         for b in with_probs[i + 1:]:
             al = analysis.aligned_probs(a["probs_lf"], b["probs_lf"]).collect()
-            jsd = stats.jensen_shannon(al["prob_a"].to_numpy(), al["prob_b"].to_numpy())
+            jsd = analysis.jensen_shannon(al["prob_a"].to_numpy(), al["prob_b"].to_numpy())
             shared = set(a["top"]["person_id"]) & set(b["top"]["person_id"])
             out["jsd"].append({"a": a["id"], "b": b["id"], "jsd_bits": jsd})
             out["top_overlap"].append({"a": a["id"], "b": b["id"], "shared_top20": len(shared)})
@@ -182,10 +184,14 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
             n[f"eval/{e['name']}"] = {
                 "accuracy": dict(zip(s["prefix"], s["accuracy"].to_list())),
                 "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list())),
-                "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high}
+                "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high,
+                                  "resampled": c.resampled}
                               for k, c in e["contrasts"].items()},
                 "learned_significant": int(learned["significant"].sum()),
                 "curse_gap": dict(zip(learned["prefix"], learned["curse_gap"].to_list())),
+                "train_minus_heldout": dict(zip(learned["prefix"],
+                                                learned["train_minus_heldout"].to_list())),
+                "winners_curse": curse_summary(s),
             }
         nums[d["id"]] = n
     if comparison:

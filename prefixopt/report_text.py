@@ -11,6 +11,8 @@ from typing import Any
 
 import polars as pl
 
+from prefixopt.prefixes import curse_summary
+
 
 def pts(x: float | None, signed: bool = True, missing: str = "n/a") -> str:
     """A proportion as percentage points with one decimal ('+3.2' when signed); None or NaN
@@ -28,12 +30,43 @@ def verdict(c) -> str:
     return "no evidence of a difference (the interval includes 0)"
 
 
+def resampled(c) -> str:
+    """What a contrast's interval covers: a group of random people is a draw from the pool, so
+    the bootstrap resamples them as well as the questions (the interval then covers which names
+    were drawn); one random person cannot show that."""
+    if c.resampled == "questions+people":
+        return " (bootstrap over questions and the random people: covers which names were drawn)"
+    if "random" in c.name:
+        return (" (bootstrap over questions only: one random person, so a comparison with that "
+                "name, not with random people)")
+    return ""
+
+
+def contrast_text(c, name: str | None = None) -> str:
+    return (f"{name or c.name} {pts(c.diff)} points, 95% CI [{pts(c.low)}, {pts(c.high)}]"
+            f"{resampled(c)}: {verdict(c)}.")
+
+
 def contrast_line(d: dict[str, Any], e: dict[str, Any], name: str) -> str | None:
     c = e["contrasts"].get(name)
     if c is None:
         return None
-    return (f"- {d['id']} ({d['benchmark']}, {e['name']}, {e['n']} questions): {name} "
-            f"{pts(c.diff)} points, 95% CI [{pts(c.low)}, {pts(c.high)}]: {verdict(c)}.")
+    return f"- {d['id']} ({d['benchmark']}, {e['name']}, {e['n']} questions): {contrast_text(c)}"
+
+
+def curse_text(cs: dict[str, Any]) -> str:
+    """The winner's-curse sentence from prefixes.curse_summary."""
+    raw, none = pts(cs["train_minus_heldout"]), pts(cs["none_train_minus_heldout"])
+    if cs["method"] == "difference_of_differences":
+        return (f"Winner's curse of the learned people (selection alone): mean "
+                f"{pts(cs['curse_gap'])} points. That is their training minus held-out accuracy "
+                f"({raw} points) less the same gap for no prefix on the same training questions "
+                f"({none} points: the training and held-out questions' difference in "
+                "difficulty, which no prefix shows without having been selected). A positive "
+                "gap is the expected regression to the mean, not a bug.")
+    return (f"Training minus held-out accuracy of the learned people: mean {raw} points. This is "
+            "not the winner's curse alone: it includes the difference in difficulty between the "
+            f"training and the held-out questions ({cs['note']}).")
 
 
 def _md_table(df: pl.DataFrame) -> str:
@@ -213,8 +246,7 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
     if d.get("pooled"):
         lines += ["### All benchmarks pooled", "", ("Each evaluation's questions together (per "
                   "question the mean of each group; paired bootstrap over all questions):"), ""]
-        lines += [f"- {c.name}: {pts(c.diff)} points, 95% CI [{pts(c.low)}, {pts(c.high)}]: "
-                  f"{verdict(c)}." for c in d["pooled"]] + [""]
+        lines += [f"- {contrast_text(c)}" for c in d["pooled"]] + [""]
     for e in d["evals"]:
         s = e["summary"]
         lines += [f"### Held-out evaluation {e['name']} ({e['n']} questions)", "",
@@ -226,20 +258,19 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
                   ("(accuracy and differences in points; CI 95%: Wilson for accuracy, paired "
                   "bootstrap for differences; p: exact McNemar vs no prefix; p_holm: Holm "
                   "across all prefixes.)"), ""]
-        for name, con in e["contrasts"].items():
-            lines.append(f"- {name}: {pts(con.diff)} points, 95% CI [{pts(con.low)}, "
-                         f"{pts(con.high)}]: {verdict(con)}.")
-        learned = s.filter(pl.col("prefix_kind") == "learned")
-        if len(learned) and learned["train_reward"].null_count() < len(learned):
-            gap = learned["curse_gap"].drop_nulls()
-            lines += ["", ("Winner's curse (training reward vs held-out accuracy of the learned "
-                      f"people): mean gap {pts(gap.mean())} points."), "",
-                      _md_table(learned.select("prefix", "times_sampled",
-                                               *(pl.col(x) * 100 for x in (
-                                                   "train_reward", "accuracy", "curse_gap")))),
-                      ("(points; train_reward: the person's mean reward over the training "
-                       "batches it was sampled on; accuracy: held out; a positive gap is the "
-                       "expected regression to the mean, not a bug.)")]
+        lines += [f"- {contrast_text(con, name)}" for name, con in e["contrasts"].items()]
+        cs = curse_summary(s)
+        if cs is not None:
+            cols = ("train_reward", "train_accuracy", "accuracy", "train_minus_heldout",
+                    "none_train_minus_heldout", "curse_gap")
+            lines += ["", curse_text(cs), "", _md_table(
+                s.filter(pl.col("prefix_kind") == "learned")
+                .select("prefix", "times_sampled", *(pl.col(x) * 100 for x in cols))),
+                ("(points; train_reward: the person's mean reward over the training batches it "
+                 "was sampled on; train_accuracy: its accuracy on its training answers of this "
+                 "benchmark; accuracy: held out; none_train_minus_heldout: no prefix's accuracy "
+                 "on the same training questions minus its held-out accuracy; curse_gap: "
+                 "train_minus_heldout minus none_train_minus_heldout.)")]
         lines.append("")
     for f in figs:
         lines += [f"![{f.stem}]({f.relative_to(out)})", ""]

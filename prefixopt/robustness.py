@@ -1,19 +1,23 @@
-"""What an evaluation shows beyond each prefix's difference from no prefix: the oracle ceiling
-(the share of questions some evaluated prefix gets right, beside the same ceiling for as many
-random people: what noise alone gives), a persona + no-prefix ensemble (per question the more
-confident answer), and cluster-bootstrap intervals for questions that share a subject or a
-passage (Miller 2024). Pure numpy/polars.
+"""What an evaluation shows beyond each prefix's difference from no prefix: the group contrasts
+(learned vs random, random vs none, ...; the random people resampled with the questions, so a
+claim about "random people" covers which names were drawn), pooled over several benchmarks'
+evaluations too, the oracle ceiling (the share of questions some evaluated prefix gets right,
+beside the same ceiling for as many random people: what noise alone gives), a persona +
+no-prefix ensemble (per question the more confident answer), and cluster-bootstrap intervals
+for questions that share a subject or a passage (Miller 2024). Pure numpy/polars.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from prefixopt.stats import compare_to_none
+from prefixopt.stats import Contrast, Group, compare_to_none, contrast, correct_matrix
 
 
 def oracle_ceilings(kinds: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
@@ -76,3 +80,56 @@ def cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, rng: np.random.Gen
     lo, hi = np.percentile(means, [2.5, 97.5])
     p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
     return float(lo), float(hi), 1.0 if not diff.any() else p
+
+
+# Only the random people are a draw from the pool, standing for "arbitrary names": a claim
+# about them must cover which names were drawn, so the bootstrap resamples them. The learned
+# group is what the run chose (the claim is about these people), the hand-written prompts and
+# a contextual assignment are fixed texts: their rows are not a sample of anything.
+SAMPLED_KINDS = ("random",)
+CONTRASTS = (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
+             ("random", "none"), ("handwritten", "none"), ("contextual", "none"),
+             ("contextual", "top learned"))
+
+
+def contrasts(
+    kinds: Sequence[str], correct: np.ndarray, rng: np.random.Generator, num_samples: int
+) -> list[Contrast]:
+    """learned vs none / random / hand-written: difference of group mean accuracies (Q-paired;
+    the random people resampled too)."""
+    kinds_arr = np.asarray(kinds)
+    group = {k: Group((correct[kinds_arr == k].astype(float),), k in SAMPLED_KINDS)
+             for k in ("learned", "none", "random", "handwritten", "contextual")}
+    # the global top person (contextual runs)
+    group["top learned"] = Group((group["learned"].blocks[0][:1],))
+    return [contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples)
+            for a, b in CONTRASTS if len(group[a].blocks[0]) and len(group[b].blocks[0])]
+
+
+POOLED = (("learned", "none"), ("learned", "random"), ("random", "none"),
+          ("handwritten", "none"), ("contextual", "none"))
+
+
+def pooled_contrasts(evals: Sequence[pl.DataFrame], rng: np.random.Generator,
+                     num_samples: int) -> list[Contrast]:
+    """The group contrasts over the questions of several evaluations together (a run trained on
+    several benchmarks, one eval each): per question the mean correctness of each group, then
+    a paired bootstrap over all questions, and over the random people (the same people in
+    every eval: one draw for all; else a draw per eval). Groups missing from an eval are left
+    out."""
+    blocks: dict[str, list[np.ndarray]] = {}
+    ids: dict[str, list[list[int]]] = {}
+    for rows in evals:
+        meta, correct = correct_matrix(rows.lazy())  # (P,), (P, Q)
+        kinds = np.asarray(meta["prefix_kind"].to_list())
+        pids = meta["person_id"].to_numpy()
+        for kind in set(kinds):
+            rows_k = np.flatnonzero(kinds == kind)
+            rows_k = rows_k[np.argsort(pids[rows_k], kind="stable")]  # people in id order
+            blocks.setdefault(kind, []).append(correct[rows_k].astype(float))  # (P_k, Q)
+            ids.setdefault(kind, []).append(pids[rows_k].tolist())
+    whole = {k: Group(tuple(v), k in SAMPLED_KINDS, all(i == ids[k][0] for i in ids[k]))
+             for k, v in blocks.items() if len(v) == len(evals)}
+    # n_a = n_b = 1: one pooled group row each side (as the pooled contrasts always counted)
+    return [replace(contrast(f"pooled {a} vs {b}", whole[a], whole[b], rng, num_samples),
+                    n_a=1, n_b=1) for a, b in POOLED if a in whole and b in whole]

@@ -1,14 +1,14 @@
 """Statistics for honest held-out comparisons: Wilson intervals for accuracies, paired
 differences against no prefix (seeded paired bootstrap + exact McNemar), Holm correction across
-all prefixes compared, group contrasts (learned vs random / hand-written) and the winner's-curse
-gap between training reward and held-out accuracy, and `summarise`, the per-prefix table and
-contrasts that eval writes and report recomputes. numpy/scipy/polars in memory, no I/O.
+all prefixes compared, group contrasts (learned vs random / hand-written; the random people are
+resampled as well as the questions, a two-way bootstrap) and the winner's-curse gap (training
+minus held-out accuracy, net of the same gap for no prefix), and `summarise`, the per-prefix
+table and contrasts that eval writes and report recomputes. numpy/scipy/polars in memory, no I/O.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,73 +134,115 @@ class Contrast:
     high: float
     n_a: int  # prefixes in group a
     n_b: int
+    # what the bootstrap resampled: "questions", or "questions+people" when a group is a draw
+    # of random people (then the interval also covers which people happened to be drawn)
+    resampled: str = "questions"
 
     @property
     def excludes_zero(self) -> bool:
         return not (self.low <= 0.0 <= self.high)
 
 
-def group_contrast(
-    name: str,
-    group_a: np.ndarray,
-    group_b: np.ndarray,
-    rng: np.random.Generator,
-    num_samples: int = 10_000,
-) -> Contrast:
-    """Mean accuracy of group a minus group b, with a paired bootstrap over questions.
-    group_a (Pa, Q), group_b (Pb, Q): rows are prefixes, columns the SAME questions."""
+@dataclass(frozen=True)
+class Group:
+    """One side of a contrast: one (P_e, Q_e) block per evaluation (rows prefixes, columns that
+    evaluation's questions, in order). sampled: the rows are people drawn from the pool, so the
+    bootstrap resamples them too; joint: every block has the same people in the same row order
+    (one draw of people per replicate serves all blocks), else each block draws its own."""
+
+    blocks: tuple[np.ndarray, ...]
+    sampled: bool = False
+    joint: bool = True
+
+    @property
+    def resampled(self) -> bool:  # one person cannot show how much the choice of people matters
+        return self.sampled and min(len(b) for b in self.blocks) >= 2
+
+    def means(self) -> np.ndarray:
+        """(Q,) per question the group's mean correctness, evaluations concatenated."""
+        return np.concatenate([b.mean(axis=0) for b in self.blocks])
+
+    def replicate_means(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """(size, Q) the same with the people resampled (with replacement) in each replicate."""
+        out, w = [], None
+        for b in self.blocks:  # b (R, Q_e)
+            if w is None or not self.joint:
+                pick = rng.integers(0, len(b), size=(size, len(b)))  # (size, R) people drawn
+                w = np.zeros((size, len(b)))
+                np.add.at(w, (np.arange(size)[:, None], pick), 1.0 / len(b))  # (size, R)
+            out.append(w @ b)  # (size, Q_e)
+        return np.concatenate(out, axis=1)
+
+
+def two_way_ci(a: Group, b: Group, rng: np.random.Generator, num_samples: int = 10_000,
+               confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean_q(a_q - b_q) resampling the questions and,
+    independently, the people of a sampled group. The questions come from rng exactly as in
+    bootstrap_mean_ci, the people from a child of rng (spawn draws nothing), so whatever rng
+    draws next is what a questions-only bootstrap would leave. Resampling both ways counts
+    the person x question noise twice, so the interval errs wide (Owen 2007, the pigeonhole
+    bootstrap); with few people (5 by default) its people part is rough."""
+    people_rng = rng.spawn(1)[0]
+    fixed_a, fixed_b = a.means()[None, :], b.means()[None, :]  # (1, Q)
+    q = fixed_a.shape[1]
+    chunk = 1_000  # bootstrap_mean_ci's: the same question draws, chunk by chunk
+    means = np.empty(num_samples)
+    for start in range(0, num_samples, chunk):
+        size = min(chunk, num_samples - start)
+        idx = rng.integers(0, q, size=(size, q))  # (size, Q) resampled question indices
+        va = a.replicate_means(people_rng, size) if a.resampled else fixed_a  # (size|1, Q)
+        vb = b.replicate_means(people_rng, size) if b.resampled else fixed_b
+        d = np.broadcast_to(va - vb, (size, q))  # (size, Q)
+        means[start : start + size] = np.take_along_axis(d, idx, axis=1).mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return (float(lo), float(hi))
+
+
+def contrast(name: str, a: Group, b: Group, rng: np.random.Generator,
+             num_samples: int = 10_000) -> Contrast:
+    """Mean accuracy of group a minus group b over the same questions: a paired bootstrap over
+    questions, and over the people of a sampled group as well (two_way_ci)."""
+    n_a = max((len(x) for x in a.blocks), default=0)
+    n_b = max((len(x) for x in b.blocks), default=0)
+    if not n_a or not n_b or not all(x.size for x in (*a.blocks, *b.blocks)):
+        return Contrast(name, math.nan, math.nan, math.nan, n_a, n_b)
+    d = a.means() - b.means()  # (Q,) per-question difference of group means
+    if a.resampled or b.resampled:
+        lo, hi = two_way_ci(a, b, rng, num_samples)
+        return Contrast(name, float(d.mean()), lo, hi, n_a, n_b, "questions+people")
+    lo, hi = bootstrap_mean_ci(d, rng, num_samples)
+    return Contrast(name, float(d.mean()), lo, hi, n_a, n_b)
+
+
+def group_contrast(name: str, group_a: np.ndarray, group_b: np.ndarray,
+                   rng: np.random.Generator, num_samples: int = 10_000,
+                   sampled: tuple[bool, bool] = (False, False)) -> Contrast:
+    """Mean accuracy of group a minus group b, with a paired bootstrap over questions (and over
+    the people of a group marked sampled, (a, b)). group_a (Pa, Q), group_b (Pb, Q): rows are
+    prefixes, columns the SAME questions."""
     a = np.atleast_2d(np.asarray(group_a, dtype=float))
     b = np.atleast_2d(np.asarray(group_b, dtype=float))
-    if a.size == 0 or b.size == 0:
-        return Contrast(name, math.nan, math.nan, math.nan, len(a) if a.size else 0,
-                        len(b) if b.size else 0)
-    d = a.mean(axis=0) - b.mean(axis=0)  # (Q,) per-question difference of group means
-    lo, hi = bootstrap_mean_ci(d, rng, num_samples)
-    return Contrast(name, float(d.mean()), lo, hi, a.shape[0], b.shape[0])
+    return contrast(name, Group((a,), sampled[0]), Group((b,), sampled[1]), rng, num_samples)
 
 
-def winners_curse(train_reward: np.ndarray, heldout_accuracy: np.ndarray) -> np.ndarray:
-    """Per learned person: training-time reward minus held-out accuracy (K,). A positive mean
-    gap is the expected winner's curse: the people picked for high noisy training scores regress
-    toward the mean on new questions."""
-    return np.asarray(train_reward, dtype=float) - np.asarray(heldout_accuracy, dtype=float)
+def winners_curse(train_accuracy: np.ndarray, heldout_accuracy: np.ndarray,
+                  none_train: np.ndarray | None = None, none_heldout: float | None = None
+                  ) -> np.ndarray:
+    """Per learned person (K,): training minus held-out accuracy, less the same gap for no
+    prefix on the same training and held-out questions (a difference of differences: the raw
+    gap also holds the splits' difference in difficulty, ARC train vs test, MMLU validation vs
+    test; no prefix was not selected, so what remains is selection). A positive gap is the
+    expected winner's curse. Without the no-prefix figures: the raw gap."""
+    raw = np.asarray(train_accuracy, dtype=float) - np.asarray(heldout_accuracy, dtype=float)
+    if none_train is None or none_heldout is None:
+        return raw
+    return raw - (np.asarray(none_train, dtype=float) - float(none_heldout))
 
 
-def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (0 = identical, 1 = disjoint) between two
-    distributions over the same people (aligned arrays; each is renormalised)."""
-    p = np.asarray(p, dtype=float) / np.sum(p)
-    q = np.asarray(q, dtype=float) / np.sum(q)
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return 0.5 * kl(p) + 0.5 * kl(q)
-
-
-def correct_matrix(rows: pl.LazyFrame) -> tuple[pl.DataFrame, np.ndarray]:
-    """The eval table as prefix info (P rows) and a (P, Q) correctness matrix whose columns are
-    the same questions for every prefix (checked: the comparison is paired)."""
-    meta = analysis.eval_prefixes(rows).collect()
-    long = analysis.eval_long(rows).collect()
-    p, q = len(meta), int(meta["questions"][0]) if len(meta) else 0
-    paired = bool((meta["questions"] == q).all())
-    qids = long["question_id"].to_numpy().reshape(p, q) if paired else None  # (P, Q)
-    if not paired or not (qids == qids[:1]).all():
-        raise PrefixoptError("eval rows are not paired: every prefix must answer the same questions")
-    correct = long["correct"].to_numpy().reshape(p, q)  # (P, Q) bool
-    return meta.drop("questions"), correct
-
-
-def question_clusters(rows: pl.DataFrame) -> np.ndarray | None:
-    """(Q,) cluster label per question in correct_matrix's column order (sorted question ids),
-    or None when the questions do not cluster (no `cluster` column, or all null)."""
-    if "cluster" not in rows.columns or rows["cluster"].null_count() == len(rows):
-        return None
-    per_q = rows.select("question_id", "cluster").unique("question_id").sort("question_id")
-    return per_q["cluster"].fill_null("-").to_numpy()
+correct_matrix = analysis.correct_matrix  # the eval table as a paired (P, Q) matrix
+question_clusters = analysis.question_clusters
+jensen_shannon = analysis.jensen_shannon  # between two learned distributions
 
 
 def stats_rng(seed: int) -> np.random.Generator:
@@ -213,6 +255,7 @@ def summarise(
 ) -> tuple[pl.DataFrame, list[Contrast]]:
     """Per-prefix accuracy + comparison with no prefix (Holm across prefixes), and the group
     contrasts. `rows` is the eval table; every prefix answered the same questions."""
+    from prefixopt.robustness import cluster_bootstrap, contrasts  # robustness imports stats
     meta, correct = correct_matrix(rows.lazy())  # (P,) prefix info, (P, Q) bool
     kinds = meta["prefix_kind"].to_list()
     if "none" not in kinds:
@@ -223,8 +266,7 @@ def summarise(
     clusters = question_clusters(rows)  # (Q,) or None
     extra = []
     if clusters is not None:  # questions that share a subject: whole clusters resampled, and
-        from prefixopt.robustness import cluster_bootstrap  # the decision uses these
-
+        # the decision uses these
         boot = [cluster_bootstrap(c.astype(float) - none, clusters, rng, num_samples)
                 for c in correct]
         pvals_cluster = np.array([math.nan if k == "none" else b[2]
@@ -234,15 +276,10 @@ def summarise(
                  pl.Series("p_cluster", pvals_cluster)]
         pvals = np.fmax(pvals, pvals_cluster)  # the more cautious of McNemar and clustered
     p_holm = holm(pvals)  # across every prefix compared with none
+    fields = ("n", "correct", "accuracy", "ci_low", "ci_high", "diff", "diff_low", "diff_high")
     summary = meta.with_columns(
-        pl.Series("n", [c.n for c in comps]),
-        pl.Series("correct", [c.correct for c in comps]),
-        pl.Series("accuracy", [c.accuracy for c in comps]),
-        pl.Series("ci_low", [c.ci_low for c in comps]),
-        pl.Series("ci_high", [c.ci_high for c in comps]),
-        pl.Series("diff_vs_none", [c.diff for c in comps]),
-        pl.Series("diff_low", [c.diff_low for c in comps]),
-        pl.Series("diff_high", [c.diff_high for c in comps]),
+        *(pl.Series("diff_vs_none" if f == "diff" else f, [getattr(c, f) for c in comps])
+          for f in fields),
         pl.Series("p_value", [math.nan if k == "none" else c.p_value
                               for k, c in zip(kinds, comps)]),
         *extra,
@@ -250,42 +287,3 @@ def summarise(
         pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < ALPHA),
     )
     return summary, contrasts(kinds, correct, rng, num_samples)
-
-
-def contrasts(
-    kinds: Sequence[str], correct: np.ndarray, rng: np.random.Generator, num_samples: int
-) -> list[Contrast]:
-    """learned vs none / random / hand-written: difference of group mean accuracies (Q-paired)."""
-    kinds_arr = np.asarray(kinds)
-    group = {k: correct[kinds_arr == k]
-             for k in ("learned", "none", "random", "handwritten", "contextual")}
-    group["top learned"] = group["learned"][:1]  # the global top person (contextual runs)
-    out = []
-    for a, b in (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
-                 ("random", "none"), ("handwritten", "none"), ("contextual", "none"),
-                 ("contextual", "top learned")):
-        if len(group[a]) and len(group[b]):
-            out.append(group_contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples))
-    return out
-
-
-def pooled_contrasts(evals: Sequence[pl.DataFrame], rng: np.random.Generator,
-                     num_samples: int) -> list[Contrast]:
-    """The group contrasts over the questions of several evaluations together (a run trained on
-    several benchmarks, one eval each): per question the mean correctness of each group, then
-    a paired bootstrap over all questions. Groups missing from an eval are left out."""
-    per_kind: dict[str, list[np.ndarray]] = {}
-    for rows in evals:
-        meta, correct = correct_matrix(rows.lazy())  # (P,), (P, Q)
-        kinds = np.asarray(meta["prefix_kind"].to_list())
-        for kind in set(kinds):
-            per_kind.setdefault(kind, []).append(correct[kinds == kind].mean(axis=0))  # (Q,)
-    whole = {k: np.concatenate(v) for k, v in per_kind.items() if len(v) == len(evals)}
-    out = []
-    for a, b in (("learned", "none"), ("learned", "random"), ("random", "none"),
-                 ("handwritten", "none"), ("contextual", "none")):
-        if a in whole and b in whole:
-            out.append(group_contrast(f"pooled {a} vs {b}", whole[a], whole[b], rng,
-                                      num_samples))
-    return out
-

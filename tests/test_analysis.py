@@ -39,6 +39,15 @@ def test_person_train_rewards():
     np.testing.assert_allclose(got["train_reward"], [0.75, 0.25])
 
 
+def test_person_train_answers_counts_repeats_per_benchmark():
+    answers = pl.LazyFrame({
+        "person_id": [10, 10, 10, 12, 10], "question_id": ["a/1", "a/1", "a/2", "a/1", "b/1"],
+        "benchmark": ["a", "a", "a", "a", "b"], "correct": [True, False, True, True, True]})
+    got = analysis.person_train_answers(answers, [10], "a").collect()
+    assert got.rows() == [(10, "a/1", 2, 1), (10, "a/2", 1, 1)]
+    assert len(analysis.person_train_answers(answers, [10, 12]).collect()) == 4
+
+
 def _rows(correct: np.ndarray, kinds: list[str]) -> pl.DataFrame:
     p, q = correct.shape
     return pl.DataFrame({

@@ -1,8 +1,11 @@
 """`prefixopt report` from synthetic runs: the report's numbers equal a direct polars/numpy
-computation over the run's files; figures are non-empty PNGs; several runs compare."""
+computation over the run's files; figures are non-empty PNGs; several runs compare; the
+winner's-curse gap is selection alone (no selection, splits of unequal difficulty: 0); an
+evaluation made before that still reports."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,9 @@ import pytest
 from test_evaluate import planted_engine, simulate_run
 
 from prefixopt import cli, evaluate, report, runs
+from prefixopt.engines import synthetic
+from prefixopt.people import load_people
+from prefixopt.records import NO_PERSON
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -85,15 +91,28 @@ def test_report_numbers_equal_direct_computation(two_runs):
         assert ev["p_holm"][prefix] == pytest.approx(ph)
     learned = others.filter(pl.col("prefix_kind") == "learned")["prefix"]
     assert ev["learned_significant"] == sum(direct_holm[x] < 0.05 for x in learned)
-    # the winner's-curse gap: training reward (samples) minus held-out accuracy (eval rows)
-    train_r = dict(samples.group_by("name").agg(pl.col("reward").mean()).iter_rows())
-    for prefix in learned:
-        assert ev["curse_gap"][prefix] == pytest.approx(train_r[prefix] - ev["accuracy"][prefix])
+    # the winner's curse: each learned person's accuracy on its training answers minus its
+    # held-out accuracy, less the same for no prefix on the same training questions (asked
+    # of the engine that trained the run, directly)
+    answers = pl.read_parquet(run / "answers" / "*.parquet")
+    summary = pl.read_parquet(run / "eval" / "test_n120_seed0_summary.parquet")
+    engine, none_acc = planted_engine(run, 0.2, 0), ev["accuracy"]["(none)"]
+    for pid, prefix in summary.filter(pl.col("prefix_kind") == "learned").select(
+            "person_id", "prefix").iter_rows():
+        mine = answers.filter(pl.col("person_id") == pid)
+        train_acc = mine["correct"].mean()
+        none_train = engine.correct(np.full(len(mine), NO_PERSON), mine["question_id"]).mean()
+        raw = train_acc - ev["accuracy"][prefix]
+        assert ev["train_minus_heldout"][prefix] == pytest.approx(raw)
+        assert ev["curse_gap"][prefix] == pytest.approx(raw - (none_train - none_acc))
+    assert ev["winners_curse"]["method"] == "difference_of_differences"
     # the report text carries those numbers and answers the five questions
     text = (run / "report" / "report.md").read_text()
     for q in ("**1.", "**2.", "**3.", "**4.", "**5."):
         assert q in text
     assert f"learned vs random {100 * c['diff']:+.1f} points" in text
+    assert "bootstrap over questions and the random people" in text  # the 5 names resampled
+    assert "Winner's curse of the learned people (selection alone)" in text
     assert "is NOT evidence" in text  # concentration of the policy is not evidence
     assert (f"{ev['learned_significant']} of 5 learned people differ from no prefix after Holm"
             in text)
@@ -135,3 +154,119 @@ def test_report_cli(two_runs, capsys):
         cli.main(["report", str(a), "--json"])
     assert exc.value.code in (0, None)
     assert (a / "report" / "report.md").is_file()
+
+
+def _unequal_splits(tmp: Path, bench_dir: Path, people) -> Path:
+    """An arc_easy data dir whose training questions are easier than its held-out ones for
+    everyone, no prefix included: 70% vs 30% of them answered right. Difficulty_sd 20 makes
+    the synthetic engine's answers (nearly) a function of the question alone, so nobody's
+    training score is luck and there is nothing to select on: the winner's curse is 0."""
+    engine = synthetic.SyntheticEngine(people, np.full(len(people.person_id), 0.5), 0.5,
+                                       20.0, 0)
+    raw = [json.loads(line) for split in ("train", "test")
+           for line in (bench_dir / "arc_easy" / f"{split}.jsonl").read_text().splitlines()]
+    ids = [f"arc_easy/{r['id']}" for r in raw]
+    probe = [NO_PERSON, *people.person_id]  # (P,) everyone agrees on a question
+    right = np.array([engine.correct(np.full(len(ids), p), ids) for p in probe])  # (P, M)
+    easy = [r for r, c in zip(raw, right.T) if c.all()]
+    hard = [r for r, c in zip(raw, right.T) if not c.any()]
+    out = tmp / "data"
+    (out / "arc_easy").mkdir(parents=True)
+    for split, rows in (("train", easy[:140] + hard[:60]), ("test", easy[140:170] + hard[60:130])):
+        (out / "arc_easy" / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def test_curse_gap_is_zero_without_selection_when_the_splits_differ(tmp_path, bench_dir):
+    people_csv = tmp_path / "people.csv"  # 20 people: every one is sampled in training
+    lines = (Path(__file__).resolve().parent.parent / "notable_people_10k.csv").read_text()
+    people_csv.write_text("\n".join(lines.splitlines()[:21]) + "\n")
+    people = load_people(str(people_csv))
+    data = _unequal_splits(tmp_path, bench_dir, people)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["simulate", "--null", "--difficulty-sd", "20", "--data-dir", str(data),
+                  "--people", str(people_csv), "--budget", "2560", "--out", str(run)])
+    assert exc.value.code in (0, None)
+    engine = synthetic.SyntheticEngine(runs.run_people(run), np.full(20, 0.5), 0.5, 20.0, 0)
+    cfg = evaluate.config_for_run(run, bootstrap_samples=200, num_random=2)
+    res = evaluate.evaluate(cfg, run, engine)
+    learned = res.summary.filter(pl.col("prefix_kind") == "learned")
+    # nothing was selected: the curse is about 0 (training reward minus held-out accuracy, the
+    # gap as it was, is about 70 - 30 points here)
+    assert len(learned) == 5 and learned["curse_gap"].abs().max() < 0.03
+    # the raw gap is the splits' difference in difficulty, and no prefix, never selected,
+    # shows it too on the same training questions
+    assert learned["train_questions"].min() > 0
+    assert (learned["train_minus_heldout"] > 0.3).all()
+    assert (learned["none_train_minus_heldout"] > 0.3).all()
+    text = (Path(report.build_report([run])["report_md"])).read_text()
+    assert "Winner's curse of the learned people (selection alone)" in text
+
+
+def test_report_reads_an_eval_made_before_the_curse_baseline(two_runs, tmp_path):
+    """An eval summary of the old schema (curse_gap = training reward - held-out accuracy, no
+    no-prefix figures) still reports, its gap shown as raw, with what it includes."""
+    import shutil
+
+    run = tmp_path / "old"
+    shutil.copytree(two_runs[1], run)
+    path = run / "eval" / "test_n120_seed0_summary.parquet"
+    s = pl.read_parquet(path)
+    old = s.drop("train_questions", "train_accuracy", "none_train_accuracy",
+                 "train_minus_heldout", "none_train_minus_heldout", "curse_note").with_columns(
+        curse_gap=pl.col("train_reward") - pl.col("accuracy"))
+    old.write_parquet(path)
+    res = report.build_report([run])
+    ev = res["numbers"][run.name]["eval/test_n120_seed0"]
+    learned = old.filter(pl.col("prefix_kind") == "learned")
+    for prefix, gap in learned.select("prefix", "curse_gap").iter_rows():
+        assert ev["train_minus_heldout"][prefix] == pytest.approx(gap)
+        assert ev["curse_gap"][prefix] is None
+    assert ev["winners_curse"]["method"] == "raw_includes_split_difficulty"
+    text = Path(res["report_md"]).read_text()
+    assert "not the winner's curse alone" in text and "made before" in text
+
+
+def test_curse_columns_from_a_hand_made_training_baseline(bench_dir):
+    """prefixes.people_columns on hand-made training answers: the difference of differences
+    by hand, repeats weighted, a training question shown as a few-shot example left out of both
+    sides, no prefix's answers taken off the end of the one call."""
+    from prefixopt import prefixes
+    from prefixopt.benchmarks import load_split
+    from prefixopt.records import Answer
+
+    qs = load_split("arc_easy", "train", data_dir=bench_dir)[:3]  # (3,) training questions
+    ids = [q.question_id for q in qs]
+    # person 7 answered q0 twice (right once), q1 once (right), q2 once (right)
+    asked = pl.DataFrame({"person_id": [7, 7, 7], "question_id": ids, "asked": [2, 1, 1],
+                          "right": [1, 1, 1]})
+    rewards = pl.DataFrame({"person_id": [7], "train_reward": [0.75], "times_sampled": [4]})
+    train = prefixes.TrainBaseline(rewards, asked, tuple(qs), {"scoring": "letter",
+                                                               "prompt_format": "chat"})
+    people = load_people()
+    engine = synthetic.SyntheticEngine(people, np.full(len(people.person_id), 0.5), 0.5, 1.0)
+    extra, train = prefixes.baseline_requests(train, engine, fewshot=[qs[2]])  # q2 is shown
+    assert [r.question.question_id for r in extra] == ids[:2]
+    assert all(r.person_id == NO_PERSON for r in extra)
+    main = ["m0", "m1"]  # the call's own requests come first
+    answers = [Answer(True, True, "A", "A")] * 2 + [Answer(False, True, "B", "A"),
+                                                   Answer(True, True, "A", "A")]
+    reqs, resps, answers, train = prefixes.take_baseline(train, main + extra, [None] * 4,
+                                                         answers)
+    assert reqs == main and len(resps) == len(answers) == 2
+    assert train.none_correct.rows() == [(ids[0], False), (ids[1], True)]
+    row = prefixes.Prefix("learned", "X", 7, "You are X.", 0)
+    summary = pl.DataFrame({"prefix_index": [0, 1], "prefix_kind": ["none", "learned"],
+                            "person_id": [NO_PERSON, 7], "accuracy": [0.5, 0.6]})
+    none = prefixes.Prefix("none", "(none)", NO_PERSON, None)
+    out = prefixes.people_columns(summary, [none, row], people, np.full(len(people.names), 0.1),
+                                  train).row(1, named=True)
+    # q0 (x2) and q1: the person 2/3 right, no prefix (0, 0, 1) 1/3; held out 0.6 vs 0.5
+    assert out["train_questions"] == 2 and out["train_accuracy"] == pytest.approx(2 / 3)
+    assert out["none_train_accuracy"] == pytest.approx(1 / 3)
+    assert out["train_minus_heldout"] == pytest.approx(2 / 3 - 0.6)
+    assert out["none_train_minus_heldout"] == pytest.approx(1 / 3 - 0.5)
+    assert out["curse_gap"] == pytest.approx((2 / 3 - 0.6) - (1 / 3 - 0.5))
+    assert out["curse_note"] is None and out["train_reward"] == 0.75

@@ -78,6 +78,38 @@ def test_summarise_uses_the_clustered_p_when_questions_cluster():
     assert "diff_low_cluster" not in plain.columns
 
 
+def _deterministic_eval(bench: str, random_ids: list[int], q: int = 100) -> pl.DataFrame:
+    """none wrong everywhere; 5 random people, the first two right everywhere."""
+    correct = np.zeros((6, q), bool)
+    correct[1:3] = True
+    pids = [-1, *random_ids]
+    return pl.DataFrame({
+        "prefix_index": np.repeat(np.arange(6), q),
+        "prefix_kind": np.repeat(["none"] + ["random"] * 5, q),
+        "prefix": np.repeat([f"p{i}" for i in range(6)], q), "person_id": np.repeat(pids, q),
+        "question_id": [f"{bench}/q{j:03d}" for _ in range(6) for j in range(q)],
+        "correct": correct.ravel()})
+
+
+def test_pooled_contrasts_resample_the_same_random_people_once():
+    # the same 5 random people on two benchmarks: one draw of people serves both, so the
+    # pooled interval is still that of the mean of 5 draws from {1, 1, 0, 0, 0}: [0, 0.8]
+    # (Binomial(5, 0.4) / 5, see test_stats). Other people on the second benchmark: two
+    # independent draws, about the mean of 10 draws, Binomial(10, 0.4) / 10: [0.1, 0.7]
+    # (P(X <= 0) = .006, P(X <= 1) = .046; P(X <= 6) = .945, P(X <= 7) = .988; about: the
+    # resampled questions weigh the two benchmarks' draws a little unequally)
+    a = _deterministic_eval("a", [11, 12, 13, 14, 15])
+    same = robustness.pooled_contrasts([a, _deterministic_eval("b", [11, 12, 13, 14, 15])],
+                                       stats.stats_rng(0), 10_000)
+    (c,) = same
+    assert c.name == "pooled random vs none" and c.resampled == "questions+people"
+    assert (c.diff, c.low, c.high) == (pytest.approx(0.4), pytest.approx(0.0), pytest.approx(0.8))
+    other = robustness.pooled_contrasts([a, _deterministic_eval("b", [21, 22, 23, 24, 25])],
+                                        stats.stats_rng(0), 10_000)
+    assert (other[0].low, other[0].high) == (pytest.approx(0.1, abs=0.02),
+                                             pytest.approx(0.7, abs=0.02))
+
+
 def test_eval_json_has_the_ceiling_and_the_ensemble(bench_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
     run = tmp_path / "sim"
@@ -92,6 +124,10 @@ def test_eval_json_has_the_ceiling_and_the_ensemble(bench_dir, tmp_path, monkeyp
     printed = capsys.readouterr().out
     out = json.loads(printed[printed.index("{\n"):])
     assert 0 < out["oracle_ceiling_random"] <= out["oracle_ceiling"] <= 1
+    # what each contrast's bootstrap resampled: the random people too where they take part
+    got = {c["name"]: c["resampled"] for c in out["contrasts"]}
+    assert got["learned vs random"] == got["random vs none"] == "questions+people"
+    assert got["learned vs none"] == got["handwritten vs none"] == "questions"
     assert out["ensemble"]["n"] == 150 and out["ensemble"]["persona"]
     assert all("p_cluster" in p for p in out["prefixes"])  # MMLU questions cluster by subject
 
@@ -126,7 +162,12 @@ def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_di
     assert len(calls) == 1  # both formats, every prefix: ONE engine call
     assert [e["eval"] for e in out["evals"]] == ["test_n60_seed0_chat", "test_n60_seed0_harness"]
     (table,) = out["formats"]
-    assert calls[0] == 2 * 60 * len(table)
+    # each format: every prefix x 60 questions, and no prefix on the distinct training
+    # questions of the learned people (the winner's-curse baseline, rendered as in training)
+    learned = [p["person_id"] for p in out["evals"][0]["prefixes"] if p["prefix_kind"] == "learned"]
+    answers = pl.read_parquet(run / "answers" / "*.parquet")
+    trained = answers.filter(pl.col("person_id").is_in(learned))["question_id"].n_unique()
+    assert calls[0] == 2 * (60 * len(table) + trained)
 
 
 def test_compare_keeps_only_what_is_significant_in_every_format():

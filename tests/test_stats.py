@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 from scipy.stats import binomtest
 
@@ -112,6 +113,68 @@ def test_group_contrast():
 
 def test_winners_curse_gap():
     np.testing.assert_allclose(stats.winners_curse([0.7, 0.6], [0.55, 0.6]), [0.15, 0.0])
+    # training questions 10 points easier than the held-out ones for everyone (no prefix goes
+    # 0.6 -> 0.5): the raw gaps hold those 10 points, the difference of differences does not
+    np.testing.assert_allclose(stats.winners_curse([0.7, 0.6], [0.55, 0.6], [0.6, 0.6], 0.5),
+                               [0.05, -0.1])
+
+
+def _eval_rows(correct: np.ndarray, kinds: list[str], person_ids: list[int]) -> pl.DataFrame:
+    p, q = correct.shape
+    return pl.DataFrame({
+        "prefix_index": np.repeat(np.arange(p), q), "prefix_kind": np.repeat(kinds, q),
+        "prefix": np.repeat([f"p{i}" for i in range(p)], q),
+        "person_id": np.repeat(person_ids, q),
+        "question_id": [f"q{j:03d}" for _ in range(p) for j in range(q)],
+        "correct": correct.ravel()})
+
+
+def test_random_people_are_resampled_with_the_questions():
+    # 5 random people: 2 right on every question, 3 wrong on every one; no prefix and the
+    # learned person wrong on every one. The questions carry no noise: all the uncertainty of
+    # "random vs none" is which 5 names were drawn, i.e. the mean of 5 draws from
+    # {1, 1, 0, 0, 0} = Binomial(5, 0.4) / 5, whose 2.5th and 97.5th percentiles are 0 and 0.8
+    # (P(X = 0) = 0.078 > 0.025; P(X <= 3) = 0.913 < 0.975 <= P(X <= 4) = 0.990).
+    # A bootstrap over questions alone gives [0.4, 0.4]: certainty about arbitrary names.
+    q = 300
+    correct = np.zeros((7, q), bool)
+    correct[2:4] = True  # random people 2 and 3
+    rows = _eval_rows(correct, ["none", "learned"] + ["random"] * 5, [-1, 7, 11, 12, 13, 14, 15])
+    _, contrasts = stats.summarise(rows, stats.stats_rng(0), 10_000)
+    by = {c.name: c for c in contrasts}
+    rvn = by["random vs none"]
+    assert rvn.diff == pytest.approx(0.4)
+    assert (rvn.low, rvn.high) == (pytest.approx(0.0), pytest.approx(0.8))
+    assert rvn.resampled == "questions+people" and not rvn.excludes_zero
+    lvr = by["learned vs random"]
+    assert (lvr.low, lvr.high) == (pytest.approx(-0.8), pytest.approx(0.0))
+    assert lvr.resampled == "questions+people"
+    # the learned person is what the run chose: only questions resampled (nothing to vary here)
+    lvn = by["learned vs none"]
+    assert (lvn.low, lvn.high, lvn.resampled) == (0.0, 0.0, "questions")
+
+
+def test_questions_only_contrasts_keep_their_numbers():
+    # resampling the random people draws from a child Generator, so every interval that
+    # resamples only questions is the one the questions-only bootstrap gives, in any order
+    rng = np.random.default_rng(4)
+    correct = rng.uniform(size=(9, 200)) < 0.6
+    kinds = ["none", "learned", "learned", "random", "random", "random", "handwritten",
+             "handwritten", "random"]
+    rows = _eval_rows(correct, kinds, [-1, 1, 2, 3, 4, 5, -1, -1, 6])
+    _, contrasts = stats.summarise(rows, stats.stats_rng(3), 1000)
+    ref = stats.stats_rng(3)
+    for c in correct:  # summarise's per-prefix bootstraps come first
+        stats.compare_to_none(c, correct[0], ref, 1000)
+    k = np.asarray(kinds)
+    for c in contrasts:
+        a, b = c.name.split(" vs ")
+        d = correct[k == a].mean(axis=0) - correct[k == b].mean(axis=0)
+        lo_hi = stats.bootstrap_mean_ci(d, ref, 1000)  # what a questions-only bootstrap draws
+        if c.resampled == "questions":
+            assert (c.low, c.high) == lo_hi
+        else:
+            assert c.high - c.low > lo_hi[1] - lo_hi[0]  # people add width here
 
 
 def test_jensen_shannon_reference_values():
