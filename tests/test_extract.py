@@ -3,6 +3,9 @@ invalid result; numbers compared after normalisation."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from prefixopt.benchmarks.extract import (
@@ -13,6 +16,10 @@ from prefixopt.benchmarks.extract import (
 )
 
 ABCD = ("A", "B", "C", "D")
+# real generations of the embedded model (scripts/extraction_check.py, docs/extraction.md),
+# each with the answer a reader sees in it ("want"; null: it gives none)
+REAL = [json.loads(line) for line in
+        (Path(__file__).parent / "data" / "extraction_generations.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize(
@@ -66,6 +73,13 @@ def test_normalize_number(raw: str, want: str) -> None:
         ("The answer is 7.\nThe answer is above.", "7", "strict"),
         ("The answer is unknown, maybe 4 or 6", "6", "flexible"),
         ("1,2345 items", "2345", "flexible"),
+        ("So 500,000 + 3500,000 = 4000,000 dollars", "4000000", "flexible"),
+        # the token budget cut the last cue's number: the cue before it, which it begins
+        ("The answer is 600.\n\nThe answer is 600.\n\nThe answer is 6", "600", "strict"),
+        ("The answer is 11,600.\n\nThe answer is 11,", "11600", "strict"),
+        ("The answer is 24.\nThe final answer is 12 +", "24", "strict"),
+        ("The answer is 12.\nThe answer is 13", "13", "strict"),  # not a beginning of 12
+        ("The answer is 60.\nThe answer is 6\n", "6", "strict"),  # the line was finished
     ],
 )
 def test_extract_number(text: str, want: str | None, rule: str) -> None:
@@ -106,6 +120,12 @@ def test_extract_number(text: str, want: str | None, rule: str) -> None:
         ("(A) is wrong, (B) is right", "B", "strict"),
         ("A is correct because B is wrong", "A", "flexible"),  # not the last letter
         ("Should I answer A or B?", "A", "flexible"),  # a verb, no cue
+        # the choice list copied out is no answer, unless a cue follows it
+        ("A. gravity\nB. wind velocity\nC. kinetic energy\nD. potential energy", None, "none"),
+        ("A. I only\nB. II only", None, "none"),
+        ("A. copper\nB. iron\n\nThe correct answer is B. iron.", "B", "strict"),
+        ("A. oxygen", "A", "strict"),
+        ("B. use of CFCs\n\nC. methods of waste storage", "B", "strict"),
     ],
 )
 def test_extract_letter(text: str, want: str | None, rule: str) -> None:
@@ -115,3 +135,13 @@ def test_extract_letter(text: str, want: str | None, rule: str) -> None:
 def test_extract_letter_five_labels_and_no_labels() -> None:
     assert extract_letter("Answer: E", ("A", "B", "C", "D", "E")) == ("E", "strict")
     assert extract_letter("B", ()) == (None, "none")
+
+
+@pytest.mark.parametrize("row", REAL, ids=[f"{r['question_id']}@{r['person_id']}" for r in REAL])
+def test_real_generations_read_as_a_reader_reads_them(row: dict) -> None:
+    if row["benchmark"] == "gsm8k":
+        pred, rule = extract_number(row["text"])
+    else:
+        pred, rule = extract_letter(row["text"], tuple(row["labels"]))
+    assert pred == row["want"]
+    assert (rule == "none") == (row["want"] is None)

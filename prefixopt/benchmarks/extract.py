@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 INVALID = (None, "none")
 # one number: "1,234.50", "$5", "-3", "$.50". Thousands groups have exactly three digits
-# ("3,4,5" is three numbers, not 345); a minus is a sign only when it touches the digits and
+# ("3,4,5" is three numbers, not 345; the model's "4000,000" is one); a minus is a sign only when it touches the digits and
 # does not follow a word or a closing bracket ("12 - 3" and "12-3" end in 3, never -3).
-_DIGITS = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<!\d)\.\d+"
+_DIGITS = r"(?:\d+(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<!\d)\.\d+"
 _NUM = rf"(?:(?<![\w)\]])-)?(?:\$\s?)?(?:{_DIGITS})"
 _ANY_NUM = re.compile(_NUM)
 # number cues: GSM8K's own "#### N", "The (final) answer is N", "Final answer: N"
@@ -58,23 +58,39 @@ def normalize_number(s: str) -> str:
     return "0" if s in ("-0", "") else s
 
 
-def _clause_number(text: str, start: int) -> str | None:
-    """The final number of the answer clause that starts at `start`, or None."""
+def _clause_number(text: str, start: int) -> tuple[str, int] | None:
+    """The final number of the answer clause that starts at `start` and where it ends."""
     rest = text[start:]
     end = _CLAUSE_END.search(rest)
-    clause = rest[: end.start()] if end else rest
-    numbers = _ANY_NUM.findall(clause)
-    return numbers[-1] if numbers else None
+    numbers = list(_ANY_NUM.finditer(rest[: end.start()] if end else rest))
+    return (numbers[-1].group(0), start + numbers[-1].end()) if numbers else None
+
+
+def _cut_off(text: str, answers: list[tuple[str, int]]) -> bool:
+    """Did the token budget cut the last cue's clause? It reaches the end of the text and
+    either stops on an operator ('The final answer is 12 +') or its number is the beginning of
+    the number the cue before it answered ('The answer is 600.' repeated, then 'The answer is
+    6'; a ',' or '.' at most after it)."""
+    if len(answers) < 2:
+        return False
+    tail = text[answers[-1][1]:]
+    if re.fullmatch(r"\s*[-+*/x\u00d7=]\s*", tail):
+        return True
+    before, last = (re.sub(r"\D", "", raw) for raw, _ in answers[-2:])
+    return tail in ("", ",", ".") and len(before) > len(last) and before.startswith(last)
 
 
 def extract_number(text: str) -> tuple[str | None, str]:
     """Strict: the last cue ('#### N', 'The answer is N', 'Final answer: N') whose clause holds
-    a number, read as the clause's final number; else the last number in the text."""
-    for cue in reversed(list(_NUM_CUE.finditer(text))):
-        number = _clause_number(text.replace("*", " "), cue.end())
-        if number is not None:
-            return normalize_number(number), "strict"
-    numbers = _ANY_NUM.findall(text)
+    a number, read as the clause's final number (one the token budget cut off gives way to the
+    cue before it); else the last number in the text."""
+    clean = text.replace("*", " ")  # "#### **42**"; same offsets as the text
+    answers = [a for cue in _NUM_CUE.finditer(clean)
+               if (a := _clause_number(clean, cue.end())) is not None]  # (number, end)
+    if answers:
+        raw = answers[-2 if _cut_off(clean, answers) else -1][0]
+        return normalize_number(raw), "strict"
+    numbers = _ANY_NUM.findall(clean)
     if numbers:
         return normalize_number(numbers[-1]), "flexible"
     return INVALID
@@ -107,9 +123,17 @@ def _is_article(clean: str, match: re.Match[str]) -> bool:
     return bool(after and after.group(1).islower() and after.group(1) not in _NOT_ARTICLE)
 
 
+def _echoes_choices(clean: str, labels: Sequence[str]) -> bool:
+    """Does the text open by copying the choice list ('A. x' then 'B. y' on the next line)?"""
+    lines = [line.strip() for line in clean.splitlines() if line.strip()][:2]
+    return len(labels) > 1 and len(lines) == 2 and all(
+        re.match(rf"{re.escape(label)}[.):]", line) for label, line in zip(labels, lines))
+
+
 def extract_letter(text: str, labels: Sequence[str]) -> tuple[str | None, str]:
     """Strict: a lone letter, the last answer cue ('Answer: X', 'the answer is X', 'the correct
-    one is X'), '(X)' or 'X.'/'X)' at the start. Flexible: the first standalone choice letter
+    one is X'), '(X)' or 'X.'/'X)' at the start. A copied choice list without a cue is
+    invalid. Flexible: the first standalone choice letter
     that is not the article 'A' in running text and that the text does not rule out."""
     if not labels:
         return INVALID
@@ -121,6 +145,8 @@ def extract_letter(text: str, labels: Sequence[str]) -> tuple[str | None, str]:
     cues = list(re.finditer(_LETTER_CUE + rf"({cls})\b", clean))
     if cues:
         return cues[-1].group(1), "strict"
+    if _echoes_choices(clean, labels):
+        return INVALID  # the choice list copied out is no answer (never defaulted to "A")
     ruled_out = _ruled_out(clean, cls)
     for pattern in (rf"\(({cls})\)", rf"^({cls})[.):]"):  # "(B) sunlight", "B. Paris"
         for match in re.finditer(pattern, clean):
