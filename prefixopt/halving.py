@@ -3,7 +3,8 @@ ceil(log2 n0) rounds; in round r every survivor answers the SAME t_r fresh quest
 as one engine call (chunked by people into calls of ~K x B prompts when the round is larger); then
 the better half by cumulative accuracy, shrunk toward field/era by empirical Bayes, survives.
 t_r follows Karnin's split (budget / rounds per round); n0 < N when the budget cannot ask every
-person t_min questions. Pure numpy.
+person t_min questions. P(best) (`probs`) comes from the same shrunk posteriors it picks on.
+Pure numpy.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import math
 
 import numpy as np
 
+from prefixopt import pooling
 from prefixopt.pooling import eb_prior
 
 T_MIN = 2  # questions per person in round 1 at least; else the pool is halved before round 1
-BOOTSTRAP = 1000
 
 
 def schedule(n0: int, budget: int, num_questions: int) -> list[tuple[int, int]]:
@@ -75,8 +76,6 @@ class SequentialHalving:
         self.round, self.next = 0, 0  # the round and the first survivor not yet asked
         self.questions = np.zeros(0, dtype=np.int64)  # (t_r,) this round's questions
         self.asked = np.zeros(num_questions, dtype=bool)  # (Q,) used by an earlier round
-        self.matrix = np.zeros((len(pool), 0), dtype=np.uint8)  # (n_r, sum t) paired answers
-        self.last = (np.zeros(0, np.int64), np.zeros((0, 0), np.uint8))  # last round played
 
     @property
     def finished(self) -> bool:
@@ -104,25 +103,26 @@ class SequentialHalving:
         """correct (S, t_r) for the chunk just proposed; the round ends after its last chunk."""
         np.add.at(self.s, rows, correct.sum(axis=1))
         np.add.at(self.n, rows, correct.shape[1])
-        if self.next == 0:
-            self._new = np.zeros((len(self.alive), len(questions)), dtype=np.uint8)
-        self._new[self.next:self.next + len(rows)] = correct
         self.next += len(rows)
         if self.next >= len(self.alive):
-            self.matrix = np.concatenate([self.matrix, self._new], axis=1)
             self._end_round(rng)
 
-    def _end_round(self, rng: np.random.Generator) -> None:
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a (N,), b (N,)): the Beta posteriors under the field/era EB prior; their means are
+        the shrunk scores the rounds pick on."""
         a0, b0, _ = eb_prior(self.s, self.n, self.groups, cap=self.cap)
-        shrunk = (a0 + self.s) / (a0 + b0 + self.n)  # (N,)
+        return a0 + self.s, b0 + self.n - self.s
+
+    def _end_round(self, rng: np.random.Generator) -> None:
+        a, b = self.posterior()
+        shrunk = a / (a + b)  # (N,)
         alive = self.alive
         self.score[alive] = shrunk[alive]
         self.reached[alive] = self.round
-        self.last = (alive.copy(), self.matrix.copy())
         order = rng.permutation(len(alive))  # ties broken at random
         order = order[np.argsort(-shrunk[alive][order], kind="stable")]
         keep = np.sort(order[: math.ceil(len(alive) / 2)])
-        self.alive, self.matrix = alive[keep], self.matrix[keep]
+        self.alive = alive[keep]
         self.reached[self.alive] = self.round + 1
         self.round, self.next = self.round + 1, 0
 
@@ -131,22 +131,11 @@ class SequentialHalving:
         """(N,) rows, best first: later round reached first, then the shrunk score."""
         return np.lexsort((-self.score, -self.reached))
 
-    def best_probs(self, rng: np.random.Generator, draws: int = BOOTSTRAP
-                   ) -> tuple[np.ndarray, float]:
-        """(P(best) (N,), P(the top-ranked person is best)): a paired bootstrap over the
-        question columns of the last finished round's players (their cumulative answers)."""
-        out = np.zeros(len(self.s))
-        rows, matrix = self.last
-        if len(rows) == 0 or matrix.shape[1] == 0:
-            return out, 0.0
-        T = matrix.shape[1]
-        cols = rng.integers(0, T, size=(draws, T))  # (D, T) resampled question columns
-        weight = np.stack([np.bincount(c, minlength=T) for c in cols]).astype(float)  # (D, T)
-        means = weight @ matrix.T.astype(float) / T  # (D, n)
-        jitter = rng.random(means.shape) * 1e-9  # ties split at random
-        wins = np.bincount((means + jitter).argmax(axis=1), minlength=len(rows)) / draws
-        out[rows] = wins
-        return out, float(out[int(self.ranking()[0])])
+    def best_probs(self, rng: np.random.Generator, draws: int = 200) -> np.ndarray:
+        """(N,) P(best among the tried) under the shrunk Beta posteriors (pooling.best_probs):
+        the same model the rounds pick on, over everyone asked, not only the last round."""
+        a, b = self.posterior()
+        return pooling.best_probs(a, b, self.n > 0, rng, draws)
 
     def news(self, iteration: int, every: int) -> bool:
         """Is there a new finished round to measure P(best) on (after this observe)?"""
@@ -156,19 +145,16 @@ class SequentialHalving:
         return {"round": float(self.round), "survivors": float(len(self.alive))}
 
     def state(self) -> dict[str, np.ndarray]:
-        new = getattr(self, "_new", np.zeros((0, 0), np.uint8))
         return {"hv_s": self.s, "hv_n": self.n, "hv_reached": self.reached, "hv_score": self.score,
                 "hv_alive": self.alive, "hv_round": np.asarray(self.round),
                 "hv_next": np.asarray(self.next), "hv_questions": self.questions,
-                "hv_asked": self.asked, "hv_matrix": self.matrix, "hv_new": new,
-                "hv_last_rows": self.last[0], "hv_last_matrix": self.last[1], "hv_plan": self.plan}
+                "hv_asked": self.asked, "hv_plan": self.plan}
 
     def load_state(self, st: dict[str, np.ndarray]) -> None:
+        """A checkpoint of this or an older version (whose answer matrices, hv_matrix, hv_new
+        and hv_last_*, fed the old final-round bootstrap and are not needed any more)."""
         self.s, self.n = np.array(st["hv_s"], float), np.array(st["hv_n"], float)
         self.reached, self.score = np.array(st["hv_reached"]), np.array(st["hv_score"], float)
         self.alive, self.round = np.array(st["hv_alive"]), int(st["hv_round"])
         self.next, self.questions = int(st["hv_next"]), np.array(st["hv_questions"])
-        self.asked, self.matrix = np.array(st["hv_asked"], bool), np.array(st["hv_matrix"])
-        self._new = np.array(st["hv_new"])
-        self.last = (np.array(st["hv_last_rows"]), np.array(st["hv_last_matrix"]))
-        self.plan = np.array(st["hv_plan"])
+        self.asked, self.plan = np.array(st["hv_asked"], bool), np.array(st["hv_plan"])

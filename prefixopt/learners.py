@@ -2,6 +2,8 @@
 (halving.py, batched sequential halving) and ttts (ttts.py, top-two Thompson sampling). `train`
 dispatches; the bandit loop writes the same run tables and checkpoint as REINFORCE (one engine call
 per iteration, common questions), where "probs" is P(best) and "ranking" the learner's order.
+Every summary and config.json say what their `top_confidence` is: `top_confidence_kind`, one of
+confidence.KINDS (REINFORCE: "paired" / "unpaired"; halving and ttts: "beta_posterior").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import runs
+from prefixopt import confidence, runs
 from prefixopt.config import TrainConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.policy import entropy
@@ -24,6 +26,7 @@ from prefixopt.records import Question
 
 LEARNERS = ("reinforce", "halving", "ttts")
 REINFORCE_RANKING = "final policy probability"
+BANDIT_KIND = "beta_posterior"  # halving's and ttts's top_confidence (confidence.KINDS)
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -48,19 +51,27 @@ def train(cfg: TrainConfig, engine, people, questions: Sequence[Question], run_d
           progress: Callable[[dict[str, Any]], None] | None = None, resume: bool = False, *,
           fewshot: Sequence[Question] = (), extra_meta: dict[str, Any] | None = None
           ) -> dict[str, Any]:
-    """Run (or continue) the run with cfg.learner; the summary has `top_confidence`."""
+    """Run (or continue) the run with cfg.learner; the summary has `top_confidence` and
+    `top_confidence_kind`."""
     validate(cfg)
     if cfg.learner == "reinforce":
         from prefixopt.train import train as reinforce
 
+        kind = confidence.kind_for(cfg.common_questions)
         meta = {"learner": "reinforce", "ranking": REINFORCE_RANKING,
-                "top_confidence_kind": CONFIDENCE["reinforce"], **(extra_meta or {})}
-        # train's summary carries REINFORCE's own confidence in its top person
-        # (confidence.run_top_confidence over the answers table; None before any iteration)
-        return reinforce(cfg, engine, people, questions, run_dir, progress, resume,
-                         fewshot=fewshot, extra_meta=meta)
+                **confidence_meta(kind), **(extra_meta or {})}
+        # train's summary carries the confidence in its top person (confidence.run_top_confidence
+        # over the answers table, paired or not as config.json says; None before any iteration)
+        out = reinforce(cfg, engine, people, questions, run_dir, progress, resume,
+                        fewshot=fewshot, extra_meta=meta)
+        return {**out, "top_confidence_kind": kind}
     return bandit_train(cfg, engine, people, questions, run_dir, progress, resume,
                         fewshot=fewshot, extra_meta=extra_meta)
+
+
+def confidence_meta(kind: str) -> dict[str, str]:
+    """config.json's entries saying what the run's top_confidence is."""
+    return {"top_confidence_kind": kind, "top_confidence_meaning": confidence.KINDS[kind]}
 
 
 def make_learner(cfg: TrainConfig, people, num_questions: int, rng: np.random.Generator):
@@ -77,7 +88,7 @@ def make_learner(cfg: TrainConfig, people, num_questions: int, rng: np.random.Ge
 
 
 def confidence_rng(seed: int, iteration: int) -> np.random.Generator:
-    """Apart from the run's generator, so measuring confidence never changes the run."""
+    """Apart from the run's generator, so measuring P(best) never changes the run."""
     return np.random.default_rng([seed, 7, iteration])
 
 
@@ -100,15 +111,14 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
             "people_fingerprint": people.fingerprint, "num_people": len(people.person_id),
             "data_fingerprint": questions_fingerprint(questions),
             "num_questions": len(questions), "scoring": mode, "learner": cfg.learner,
-            "ranking": learner.ranking_text, "top_confidence_kind": CONFIDENCE[cfg.learner],
+            "ranking": learner.ranking_text, **confidence_meta(BANDIT_KIND),
             "persona_placement": persona_placement(engine) if cfg.task.prompt_format == "chat"
             else "paragraph", **(extra_meta or {})}
     state = start_run(cfg, run_dir, meta, learner, rng, resume)  # {} for a new run
     start = int(state["iteration"]) + 1 if state else 0
     evaluations = int(state["evaluations"]) if state else 0
     prefix_text = [persona(cfg.task.prefix_template, n) for n in people.names]  # (N,)
-    probs, conf = (np.asarray(state["probs"], float), float(state["top_confidence"])) \
-        if state else (np.zeros(len(people.names)), 0.0)
+    probs, conf = restored_probs(state, learner, cfg.seed, len(people.names))
     it, host = start, []
     from prefixopt.interrupts import defer_sigint
 
@@ -129,15 +139,16 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
             learner.observe(rows, qidx, grid, rng)
             evaluations += len(requests)
             last = learner.finished
-            if last or learner.news(it, cfg.checkpoint_every):  # P(best) and confidence
-                probs, conf = learner.best_probs(confidence_rng(cfg.seed, it))
             ranking = learner.ranking()  # (N,)
+            if last or learner.news(it, cfg.checkpoint_every):  # P(best), BANDIT_KIND
+                probs = learner.best_probs(confidence_rng(cfg.seed, it))
+                conf = float(probs[ranking[0]])  # the top-ranked person's P(best)
             stats = write_iteration(run_dir, it, people, rows, asked, answers, responses, grid,
                                     prob_before, probs, ranking, generate_s, evaluations,
                                     conf, learner.stats())
             state = {**learner.state(), "probs": probs, "ranking": ranking,
-                     "top_confidence": np.asarray(conf), "evaluations": evaluations,
-                     "finished": np.asarray(last),
+                     "top_confidence": np.asarray(conf), "top_confidence_kind": BANDIT_KIND,
+                     "evaluations": evaluations, "finished": np.asarray(last),
                      "rng_state": json.dumps(rng.bit_generator.state)}
             snap = (it + 1) % cfg.checkpoint_every == 0 or last
             runs.save_checkpoint(run_dir, state, iteration=it,
@@ -149,7 +160,20 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
             it += 1
             if interrupted[0]:
                 break
-    return summary(run_dir, people, learner, evaluations, host, bool(interrupted[0]))
+    return summary(run_dir, people, learner, evaluations, host, bool(interrupted[0]), cfg.seed)
+
+
+def restored_probs(state: dict[str, np.ndarray], learner, seed: int, n: int
+                   ) -> tuple[np.ndarray, float]:
+    """(probs (N,), top_confidence) to continue from: the checkpoint's, measured again when it
+    predates BANDIT_KIND (its halving probs were a final-round bootstrap, its ttts ones left
+    all but 256 people out)."""
+    if not state:
+        return np.zeros(n), 0.0
+    if str(state.get("top_confidence_kind", "")) == BANDIT_KIND:
+        return np.asarray(state["probs"], float), float(state["top_confidence"])
+    probs = learner.best_probs(confidence_rng(seed, int(state["iteration"])))
+    return probs, float(probs[learner.ranking()[0]])
 
 
 def start_run(cfg: TrainConfig, run_dir: Path, meta: dict[str, Any], learner,
@@ -167,17 +191,6 @@ def start_run(cfg: TrainConfig, run_dir: Path, meta: dict[str, Any], learner,
     runs.truncate_parts(run_dir, int(state["iteration"]) if state else -1)
     runs.write_config(run_dir, cfg, meta)
     return state
-
-
-CONFIDENCE = {
-    "reinforce": "empirical-Bayes posterior over the answers table (one ease per iteration): "
-                 "probability that the top-ranked person has the largest effect of the people "
-                 "tried",
-    "halving": "paired bootstrap over the question columns of the last round's players: share "
-               "of resamples in which the top-ranked person has the highest accuracy",
-    "ttts": "Monte Carlo from the Beta posteriors: probability that the top-ranked person is "
-            "the best of the people tried",
-}
 
 
 def write_iteration(run_dir: Path, it: int, people, rows: np.ndarray, asked: list[Question],
@@ -223,11 +236,12 @@ def write_iteration(run_dir: Path, it: int, people, rows: np.ndarray, asked: lis
 
 
 def summary(run_dir: Path, people, learner, evaluations: int, host: list[float],
-            interrupted: bool) -> dict[str, Any]:
-    """train's summary keys, plus the learner, its ranking and top_confidence."""
+            interrupted: bool, seed: int) -> dict[str, Any]:
+    """train's summary keys, plus the learner, its ranking and top_confidence (BANDIT_KIND,
+    measured again for a checkpoint made before it: restored_probs)."""
     done = (run_dir / "checkpoints" / "latest.npz").is_file()
     ckpt = runs.load_checkpoint(run_dir) if done else {}
-    probs = np.asarray(ckpt.get("probs", np.zeros(len(people.names))), float)
+    probs, conf = restored_probs(ckpt, learner, seed, len(people.names))
     ranking = learner.ranking()
     return {
         "run_dir": str(run_dir), "learner": learner.name, "ranking": learner.ranking_text,
@@ -236,7 +250,7 @@ def summary(run_dir: Path, people, learner, evaluations: int, host: list[float],
         "evaluations": evaluations,
         "entropy": entropy(probs) if probs.sum() > 0 else 0.0,
         "host_s_mean": float(np.mean(host)) if host else None,
-        "top_confidence": float(ckpt["top_confidence"]) if done else None,
+        "top_confidence": conf if done else None, "top_confidence_kind": BANDIT_KIND,
         "top": [{"person_id": int(people.person_id[r]), "name": people.names[r],
                  "field": people.fields[people.field_index[r]], "prob": float(probs[r])}
                 for r in ranking[:10]],

@@ -177,8 +177,10 @@ def ranking_keys(cfg, scenario: Scenario, run_dir, summary: dict) -> dict:
     """What the learner ranked first (halving/ttts: their ranking; reinforce: its policy):
     top_planted (the top-1 person is planted), planted_in_top10 (the planted SHARE of the top
     10, a float in [0, 1]), simple_regret (best planted accuracy minus the top-1 person's),
-    top_confidence (the learner's own probability that its top-1 is the best of the people it
-    tried, reported by all three learners; None only for a run with no finished iteration)."""
+    top_confidence: the posterior probability that the top-1 has the largest effect among the
+    people the run tried, one quantity for all three learners (confidence.py, from the answers
+    table; None only for a run with no finished iteration), and top_confidence_kind: "paired"
+    (shared questions) or "unpaired" (--fresh-questions; confidence.KINDS)."""
     ranking = runs.final_ranking(run_dir)  # (N,) rows best first
     acc = scenario.accuracy  # (N,) planted accuracy per row
     top = int(ranking[0])
@@ -186,7 +188,8 @@ def ranking_keys(cfg, scenario: Scenario, run_dir, summary: dict) -> dict:
             "top_planted": bool(scenario.planted[top]),
             "planted_in_top10": float(scenario.planted[ranking[:10]].mean()),
             "simple_regret": float(acc.max() - acc[top]),
-            "top_confidence": summary.get("top_confidence")}
+            "top_confidence": summary.get("top_confidence"),
+            "top_confidence_kind": summary.get("top_confidence_kind")}
 
 
 def by_context(cfg, scenario: Scenario, run_dir, shared: np.ndarray) -> dict:

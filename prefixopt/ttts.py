@@ -1,17 +1,17 @@
 """Batched top-two Thompson sampling (Russo 2016; TRIPLE, NeurIPS 2024) over the people table with
 Beta posteriors: person i's accuracy ~ Beta(a0_i + s_i, b0_i + n_i - s_i), the prior from field and
 era by empirical Bayes (pooling.eb_prior, strength capped at B answers). Each iteration picks K
-distinct people (per slot: the leader of a posterior draw with probability beta, else the best
-other of a fresh draw) and all K answer the same B questions. Pure numpy.
+distinct people (per slot: the leader of the slot's own posterior draw with probability beta,
+else the best other person of a second, independent draw) and all K answer the same B questions.
+Pure numpy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from prefixopt import pooling
 from prefixopt.pooling import beta_mean_sd, eb_prior
-
-CANDIDATES = 256  # Monte Carlo of "who is best" over the tried people most likely to be
 
 
 class TopTwoThompson:
@@ -45,20 +45,23 @@ class TopTwoThompson:
         a, b = self.posterior()
         mean, sd = (x.astype(np.float32) for x in beta_mean_sd(a, b))  # (N,) float32: speed
         k = min(self.k, len(a))
-        theta = rng.standard_normal((k + 1, len(a)), dtype=np.float32)  # (K+1, N) draws
+        # (2K, N): row 2s is slot s's leader draw, row 2s+1 its challenger draw; no row serves
+        # two slots (a challenger's draw reused as the next leader's would tie the two picks)
+        theta = rng.standard_normal((2 * k, len(a)), dtype=np.float32)
         theta *= sd
         theta += mean
         chosen: list[int] = []
         coin = rng.random(k)  # (K,)
         for slot in range(k):
             theta[:, chosen] = -np.inf  # the people chosen for this call are out
-            leader = int(np.argmax(theta[slot]))
+            leader = int(np.argmax(theta[2 * slot]))
             pick = leader
-            if coin[slot] >= self.beta:  # the challenger: best of another draw, leader aside
-                saved, theta[slot + 1, leader] = theta[slot + 1, leader], -np.inf
-                pick = int(np.argmax(theta[slot + 1]))
-                theta[slot + 1, leader] = saved
-                pick = leader if not np.isfinite(theta[slot + 1, pick]) else pick
+            if coin[slot] >= self.beta:  # the challenger: best of its own draw, leader aside
+                draw = theta[2 * slot + 1]  # (N,) a view: restored below
+                saved, draw[leader] = draw[leader], -np.inf
+                pick = int(np.argmax(draw))
+                pick = leader if not np.isfinite(draw[pick]) else pick
+                draw[leader] = saved
             chosen.append(pick)
         questions = rng.choice(num_questions, size=min(self.b, num_questions), replace=False)
         return np.asarray(chosen), questions
@@ -81,21 +84,10 @@ class TopTwoThompson:
         mean = a / (a + b)
         return np.lexsort((-mean, self.n == 0))  # tried (False) first, then by mean
 
-    def best_probs(self, rng: np.random.Generator, draws: int = 200) -> tuple[np.ndarray, float]:
-        """(P(best among the tried) (N,), P(the top-ranked person is that best)), by Monte Carlo
-        from the Beta posteriors of the CANDIDATES tried people with the highest mean + 3 sd."""
-        out = np.zeros(len(self.s))
-        tried = np.flatnonzero(self.n > 0)
-        if len(tried) == 0:
-            return out, 0.0
+    def best_probs(self, rng: np.random.Generator, draws: int = 200) -> np.ndarray:
+        """(N,) P(best among the tried) under the Beta posteriors (pooling.best_probs)."""
         a, b = self.posterior()
-        mean, sd = beta_mean_sd(a[tried], b[tried])
-        cand = tried[np.argsort(-(mean + 3 * sd), kind="stable")[:CANDIDATES]]  # (C,)
-        theta = rng.beta(a[cand], b[cand], size=(draws, len(cand)))  # (draws, C)
-        wins = np.bincount(theta.argmax(axis=1), minlength=len(cand)) / draws  # (C,)
-        out[cand] = wins
-        top = int(self.ranking()[0])
-        return out, float(out[top])
+        return pooling.best_probs(a, b, self.n > 0, rng, draws)
 
     def news(self, iteration: int, every: int) -> bool:
         """Measure P(best) every `every` iterations (and at the end)."""

@@ -12,14 +12,16 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt import evaluate, learners, runs, simulate
+from prefixopt import confidence, evaluate, jobs, learners, runs, simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
 from prefixopt.config import TrainConfig
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.halving import schedule, start_pool
 from prefixopt.people import load_people
-from prefixopt.pooling import eb_prior
+from prefixopt.pooling import beta_mean_sd, eb_prior
+from prefixopt.records import NO_PERSON
+from prefixopt.ttts import TopTwoThompson
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +129,32 @@ def test_ttts_counts_equal_answers_and_eval_reads_ranking(people, questions, tmp
     assert meta["learner"] == "ttts" and "posterior mean" in meta["ranking"]
 
 
+def make_old(run_dir) -> None:
+    """Turn a run's checkpoint and config.json into what the code before top_confidence_kind
+    wrote: no kind in the checkpoint, its own top_confidence, halving's answer matrices."""
+    state = {k: v for k, v in runs.load_checkpoint(run_dir).items()
+             if k not in ("top_confidence_kind", "iteration")}
+    state["top_confidence"] = np.asarray(0.5)  # the old final-round bootstrap's kind of value
+    if "hv_s" in state:
+        state |= {"hv_matrix": np.zeros((2, 3), np.uint8), "hv_new": np.zeros((2, 1), np.uint8),
+                  "hv_last_rows": np.arange(2), "hv_last_matrix": np.zeros((2, 3), np.uint8)}
+    runs.save_checkpoint(run_dir, state, iteration=int(runs.load_checkpoint(run_dir)["iteration"]))
+    meta = json.loads((run_dir / "config.json").read_text())
+    meta["top_confidence_kind"] = "paired bootstrap over the question columns ..."
+    (run_dir / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("made_before", [False, True])
 @pytest.mark.parametrize("learner", ["halving", "ttts"])
-def test_killed_run_resumes_exactly(people, questions, tmp_path, learner):
+def test_killed_run_resumes_exactly(people, questions, tmp_path, learner, made_before):
+    """A killed run resumes to the uninterrupted run; so does one whose checkpoint was written
+    before top_confidence_kind (its P(best) is measured again on resuming)."""
     cfg = TrainConfig(learner=learner, iterations=8, samples_per_iteration=8, batch_size=8)
     full = run(cfg, people, questions[:400], tmp_path / "full", engine_for(people))
     with pytest.raises(RuntimeError):
         run(cfg, people, questions[:400], tmp_path / "part", Calls(engine_for(people), 4))
+    if made_before:
+        make_old(tmp_path / "part")
     part = run(cfg, people, questions[:400], tmp_path / "part", engine_for(people), resume=True)
     a, b = runs.load_checkpoint(tmp_path / "full"), runs.load_checkpoint(tmp_path / "part")
     for key in ("ranking", "probs", "top_confidence", "evaluations", "iteration"):
@@ -141,34 +163,54 @@ def test_killed_run_resumes_exactly(people, questions, tmp_path, learner):
     np.testing.assert_array_equal(runs.scan(tmp_path / "full", "answers").select(cols).collect(),
                                   runs.scan(tmp_path / "part", "answers").select(cols).collect())
     assert full["top"] == part["top"] and full["top_confidence"] == part["top_confidence"]
+    assert runs.read_config(tmp_path / "part")["top_confidence_kind"] == "beta_posterior"
+
+
+def simulate_json(people_csv, *args) -> dict:
+    result = CliRunner().invoke(app, ["simulate", "--people", str(people_csv), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{"):])
+
+
+def engine_accuracy(run_dir, person_id: int, questions) -> float:
+    """What the run's planted engine says of a person: its accuracy over the training split,
+    measured by asking (not read from simulate's bookkeeping)."""
+    ids = [q.question_id for q in questions]
+    engine = jobs.synthetic_engine_for_run(run_dir)
+    return float(engine.correct(np.full(len(ids), person_id), ids).mean())
 
 
 @pytest.mark.parametrize("learner", ["halving", "ttts", "reinforce"])
-def test_simulate_json_top_planted_matches_ranking(people_csv, tmp_path, learner):
+def test_simulate_json_top_planted_matches_ranking(people_csv, questions, tmp_path, learner):
     out = tmp_path / "sim"
-    result = CliRunner().invoke(app, [
-        "simulate", "--people", people_csv, "--json", "--learner", learner, "--planted-people",
-        "30", "--delta", "0.3", "--budget", "4096", "--seed", "2", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    res = json.loads(result.stdout[result.stdout.index("{"):])
-    ranking = runs.final_ranking(out)
+    res = simulate_json(people_csv, "--learner", learner, "--planted-people", "30", "--delta",
+                        "0.3", "--budget", "4096", "--seed", "2", "--out", str(out))
+    # top_planted from the planted engine itself: the top person answers 0.3 above the base
+    # accuracy (0.5 at median difficulty) exactly when it is planted
+    top = res["top"][0]["person_id"]
+    assert top == int(runs.run_people(out).person_id[runs.final_ranking(out)[0]])
+    lift = engine_accuracy(out, top, questions) - engine_accuracy(out, NO_PERSON, questions)
+    assert lift > 0.15 or abs(lift) < 0.05  # planted or not, nothing in between
+    assert res["top_planted"] == (lift > 0.15)
+    assert res["simple_regret"] == pytest.approx(0.0 if lift > 0.15 else 0.3)
     people = runs.run_people(out)
-    planted = np.isin(people.person_id,
-                      runs.read_config(out)["synthetic"]["planted_person_ids"])
-    assert res["top_planted"] == bool(planted[ranking[0]])
-    assert res["planted_in_top10"] == pytest.approx(planted[ranking[:10]].mean())
-    assert res["simple_regret"] == pytest.approx(0.0 if planted[ranking[0]] else 0.3)
+    truth = np.array([engine_accuracy(out, int(people.person_id[r]), questions[:300])
+                      for r in runs.final_ranking(out)[:10]])  # (10,)
+    assert res["planted_in_top10"] == pytest.approx(
+        np.mean(truth - engine_accuracy(out, NO_PERSON, questions[:300]) > 0.15))
     assert res["learner"] == learner
-    # every learner reports how sure it is of its top person (reinforce: train's summary)
-    assert 0.0 <= res["top_confidence"] <= 1.0
-    assert runs.read_config(out)["top_confidence_kind"] == learners.CONFIDENCE[learner]
+    kind = "beta_posterior" if learner != "reinforce" else "paired"
+    assert res["top_confidence_kind"] == kind and 0.0 <= res["top_confidence"] <= 1.0
+    meta = runs.read_config(out)
+    assert meta["top_confidence_kind"] == kind
+    assert meta["top_confidence_meaning"] == confidence.KINDS[kind]
     # the report shows the learner's own top person (its ranking, not the most probable)
     from pathlib import Path
 
     from prefixopt.report import build_report
 
     text = Path(build_report([out], None)["report_md"]).read_text()
-    top_name = people.names[ranking[0]]
+    top_name = people.names[runs.final_ranking(out)[0]]
     if learner == "reinforce":
         assert "Top person:" in text
     else:
@@ -190,6 +232,35 @@ def test_bandit_learner_refuses_what_it_cannot_do():
         learners.validate(TrainConfig(learner="ttts", context="benchmark"))
     with pytest.raises(PrefixoptError, match="not one of"):
         learners.validate(TrainConfig(learner="bandit"))
+
+
+def test_ttts_slots_draw_their_leader_and_challenger_independently():
+    """Top-two Thompson sampling per slot: the leader of the slot's own posterior draw, or the
+    best other person of a second draw of its own. With beta 0 (always the challenger), the
+    second slot's pick matches a direct Monte Carlo of that definition; reusing slot 1's
+    challenger draw as slot 2's leader draw gave person 0 there 0.01 instead of 0.05."""
+    one = np.zeros(4, dtype=np.int64)
+    learner = TopTwoThompson(one, one, k=2, b=8, iterations=10, beta=0.0)
+    learner.n, learner.s = np.full(4, 40.0), np.array([34.0, 30.0, 26.0, 22.0])
+    mean, sd = beta_mean_sd(*learner.posterior())  # (4,)
+    d = np.random.default_rng(1).standard_normal((100_000, 4, 4)) * sd + mean  # (D, draw, N)
+    at = np.arange(len(d))
+
+    def best(x, *out):  # argmax per row with the given people (D,) set aside
+        x = x.copy()
+        for o in out:
+            x[at, o] = -np.inf
+        return x.argmax(axis=1)
+
+    pick0 = best(d[:, 1], best(d[:, 0]))  # slot 1: challenger of draw 1 beside draw 0's leader
+    pick1 = best(d[:, 3], pick0, best(d[:, 2], pick0))  # slot 2: the same, pick0 out
+    ref = np.bincount(pick1, minlength=4) / len(d)  # (4,)
+    T = 3000
+    picks = np.array([learner.propose(np.random.default_rng([9, i]), 100)[0] for i in range(T)])
+    got = np.bincount(picks[:, 1], minlength=4) / T
+    assert (picks[:, 0] != picks[:, 1]).all()
+    se = np.sqrt(ref * (1 - ref) / T)
+    assert ref[0] > 0.03 and np.all(np.abs(got - ref) < 4 * se + 1e-3), (got, ref)
 
 
 def test_ttts_extended_by_resume_equals_one_longer_run(people, questions, tmp_path):
