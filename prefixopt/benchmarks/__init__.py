@@ -2,10 +2,15 @@
 from `<data_dir>/<benchmark>/<split>.jsonl` (upstream Hugging Face fields) when present, else
 from the hub with `datasets` (imported lazily); HF split syntax ("validation[:50%]") slices
 the whole base split, so local and hub data slice identically. Parsed splits are cached.
+`text_hash` names a question by its normalised text (Task.text_key), so the same question under
+two ids (ARC test rows that are train rows, MMLU test rows repeated) is found by `dedupe` and
+`split_seen`.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,19 +32,58 @@ __all__ = [
     "BENCHMARKS",
     "TASKS",
     "Task",
+    "dedupe",
     "default_split",
     "get_task",
     "load_split",
     "resolve_data_dir",
+    "split_seen",
     "split_source",
     "split_status",
     "splits_of",
+    "text_hash",
 ]
 
 
 def default_split(benchmark: str, purpose: str = "train") -> str:
     """The benchmark's default split for purpose 'train' (policy updates) or 'eval'."""
     return get_task(benchmark).default_split(purpose)
+
+
+def text_hash(q: Question) -> str:
+    """sha256 (hex) of the question's normalised text: equal for the same question under two
+    ids, so held-out checks compare texts, not only ids."""
+    return hashlib.sha256(get_task(q.benchmark).text_key(q).encode("utf-8")).hexdigest()
+
+
+def dedupe(questions: Sequence[Question]) -> tuple[list[Question], int]:
+    """The first question of each normalised text, in order, and how many repeats were left
+    out (a repeated question would count twice in paired statistics)."""
+    seen: set[str] = set()
+    kept = []
+    for q in questions:
+        h = text_hash(q)
+        if h not in seen:
+            seen.add(h)
+            kept.append(q)
+    return kept, len(questions) - len(kept)
+
+
+def split_seen(questions: Sequence[Question], seen: Iterable[Question]
+               ) -> tuple[list[Question], list[Question], list[Question]]:
+    """(questions not in `seen`, those with the id of a seen question, those with another id
+    but the text of a seen question), each in order."""
+    seen = list(seen)
+    ids, texts = {q.question_id for q in seen}, {text_hash(q) for q in seen}
+    fresh: list[Question] = []
+    same_id: list[Question] = []
+    same_text: list[Question] = []
+    for q in questions:
+        if q.question_id in ids:
+            same_id.append(q)
+        else:
+            (same_text if text_hash(q) in texts else fresh).append(q)
+    return fresh, same_id, same_text
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:

@@ -2,6 +2,7 @@
 lm-evaluation-harness's `preprocess`: query = preprocess(activity_label + ": " + ctx_a + " " +
 ctx_b.capitalize()), choice = preprocess(ending). `ind` is not unique (9,609 distinct in 10,042
 validation rows): question_id = "hellaswag/<split>/<row index>". context = the activity label.
+Two rows are one question when their contexts are equal (text_key; the label and endings aside).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from typing import Any
 
 from prefixopt.benchmarks.splits import parse_each
-from prefixopt.benchmarks.task import Task
+from prefixopt.benchmarks.task import Task, normalise
 from prefixopt.records import Question
 
 LETTERS = "ABCD"
@@ -54,6 +55,12 @@ class Hellaswag(Task):
         """The ActivityNet/WikiHow activity label, e.g. "Roof shingle removal"."""
         return q.subject
 
+    def text_key(self, q: Question) -> str:
+        """The normalised context without its activity label: the same context under two
+        labels (the validation file has one) is the same question."""
+        text, label = normalise(q.text), normalise(f"{q.subject}:") if q.subject else ""
+        return text[len(label):].strip() if label and text.startswith(label) else text
+
     def harness_text(self, q: Question, scoring: str) -> str:
         if scoring == "cloze":
             return q.text  # already "activity label: context", cleaned like the harness
@@ -61,8 +68,8 @@ class Hellaswag(Task):
 
 
 HELLASWAG = Hellaswag(
-    # the hub's test split has no labels; few-shot examples come from validation, so callers
-    # exclude the scored questions
+    # the hub's test split has no labels, the train split is not in the shared data: few-shot
+    # examples come from validation (never a held-out question; see prompts.fewshot_examples)
     name="hellaswag", hub_id="Rowan/hellaswag", hub_config=None, splits=("train", "validation"),
     train_split="train", eval_split="validation", fewshot_split="validation",
     default_scoring="cloze",

@@ -2,7 +2,9 @@
 Python. Data (hub id, splits, scorings, expert prompt, generate settings) are fields; the
 row parser, rendering, extraction and the `context` hook are methods a benchmark module
 overrides. Rendering follows lm-evaluation-harness 0.4.x: description + few-shot examples
-("{text} {target}", "\\n\\n" between) + "\\n\\n" + the query.
+("{text} {target}", "\\n\\n" between) + "\\n\\n" + the query. `text_key` is what makes two rows
+the same question (held-out checks); `fewshot_group` and `fewshot_sampler` say which solved
+examples a question gets (prompts.fewshot_examples).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ FEWSHOT_DELIMITER = "\n\n"  # harness: between examples
 # generate: (max_tokens, stop). The stops are harmless in chat format too (the chat model ends
 # its turn with its EOS), so one setting serves both formats and the scorer needs only Requests.
 CHOICE_GENERATE = (32, ("\n\nQuestion:", "</s>", "<|im_end|>"))
+
+
+def normalise(text: str) -> str:
+    """Whitespace runs to one space, stripped, case folded."""
+    return " ".join(text.split()).casefold()
 
 
 def lettered(q: Question) -> str:
@@ -48,6 +55,9 @@ class Task:
     scorings: tuple[str, ...] = SCORINGS  # the scorings it allows
     has_choices: bool = True  # False: free-form answers (generate only)
     generate: tuple[int, tuple[str, ...]] = CHOICE_GENERATE  # (max_tokens, stop)
+    # "random": k examples drawn once with the run's seed, one block for every question;
+    # "first_n": the first k examples of the question's own fewshot_group, in file order
+    fewshot_sampler: str = "random"
 
     # ---- loading -------------------------------------------------------------------------
     @property
@@ -72,6 +82,15 @@ class Task:
     def context(self, q: Question) -> str | None:
         """What a question is about, for studies that condition on it (None: nothing)."""
         return None
+
+    def text_key(self, q: Question) -> str:
+        """The normalised text that identifies a question whatever its id: the stem and the
+        choices, whitespace collapsed, case folded (two rows with equal keys are one question)."""
+        return "\x1f".join(normalise(t) for t in (q.text, *q.choices))
+
+    def fewshot_group(self, q: Question) -> str:
+        """Which few-shot examples a question gets: one group ("") by default."""
+        return ""
 
     # ---- rendering -----------------------------------------------------------------------
     def check_scoring(self, scoring: str) -> None:
