@@ -3,17 +3,20 @@ message, user = optional few-shot block + the question, through the model's own 
 (engine.render_chat); a template without a system role (one that raises on it, Gemma style,
 or drops it silently) gets the persona as the first paragraph of the user turn instead, so a
 persona is never lost (`persona_placement`). Harness format: lm-evaluation-harness prompts
-without a chat template (a persona, if any, is a first paragraph). No I/O beyond the loader.
+without a chat template (a persona, if any, is a first paragraph). Few-shot examples are a
+`FewShot`: a block per group (MMLU: per subject; else one block for all questions). No I/O
+beyond the loader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from prefixopt.benchmarks import get_task
+from prefixopt.benchmarks import get_task, load_split, text_hash
 from prefixopt.config import PROMPT_FORMATS
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question, Request
@@ -21,6 +24,39 @@ from prefixopt.records import Question, Request
 _SENTINEL = "\x00PREFIXOPT-USER\x00"
 _PERSONA_SENTINEL = "PREFIXOPT-PERSONA-CHECK-7F3A"
 PLACEMENTS = ("system", "user")
+
+
+@dataclass(frozen=True)
+class FewShot:
+    """One benchmark's solved examples: group (Task.fewshot_group: MMLU's subject, else "") ->
+    its examples in prompt order. Iterating gives every example once (config.json records
+    their ids)."""
+
+    benchmark: str
+    groups: Mapping[str, tuple[Question, ...]] = field(default_factory=dict)
+
+    def for_question(self, q: Question) -> tuple[Question, ...]:
+        """The examples shown before `q` (none when there are no groups at all)."""
+        if not self.groups:
+            return ()
+        group = get_task(q.benchmark).fewshot_group(q)
+        if group not in self.groups:
+            raise PrefixoptError(f"no {self.benchmark} few-shot examples for {group!r} (the "
+                                 f"question {q.question_id}); use --num-fewshot 0")
+        return self.groups[group]
+
+    def __iter__(self) -> Iterator[Question]:
+        return (q for shots in self.groups.values() for q in shots)
+
+    def __len__(self) -> int:
+        return sum(len(shots) for shots in self.groups.values())
+
+    @property
+    def ids(self) -> list[str]:
+        return [q.question_id for q in self]
+
+
+Shots = Sequence[Question] | FewShot  # one block for every question, or a FewShot
 
 
 def persona_placement(engine: object) -> str:
@@ -91,19 +127,20 @@ def build_grid(
     *,
     scoring: str | Mapping[str, str],
     prompt_format: str = "chat",
-    fewshot: Sequence[Question] | Mapping[str, Sequence[Question]] = (),
+    fewshot: Shots | Mapping[str, Shots] = (),
 ) -> list[Request]:
     """K x B Requests, person-major: all B questions of prefix 0, then prefix 1, ...; so each
-    person's head (system prompt + few-shot block) is shared by its B prompts in the cache.
-    prefixes: (person_id or NO_PERSON, system text or None for no system message). Several
-    benchmarks: `scoring` and `fewshot` map a benchmark to its own."""
+    person's head (system prompt, then its few-shot block) is shared by its B prompts in the
+    cache (a per-subject block: by the questions of that subject). prefixes: (person_id or
+    NO_PERSON, system text or None for no system message). Several benchmarks: `scoring` and
+    `fewshot` map a benchmark to its own."""
     if prompt_format not in PROMPT_FORMATS:
         raise PrefixoptError(f"unknown prompt format {prompt_format!r}; "
                              f"valid: {', '.join(PROMPT_FORMATS)}")
     # per question, once: body text, continuations, letters
     tasks = [get_task(q.benchmark) for q in questions]  # (B,)
     modes = [scoring if isinstance(scoring, str) else scoring[q.benchmark] for q in questions]
-    shots = [fewshot.get(q.benchmark, ()) if isinstance(fewshot, Mapping) else fewshot
+    shots = [_shots(fewshot.get(q.benchmark, ()) if isinstance(fewshot, Mapping) else fewshot, q)
              for q in questions]  # (B,) each question's few-shot examples
     render = (lambda t, q, m, f: t.render_user(q, m, f)) if prompt_format == "chat" else (
         lambda t, q, m, f: t.render_harness(q, m, f))
@@ -123,26 +160,61 @@ def build_grid(
     return requests
 
 
+def _shots(fewshot: Shots, q: Question) -> Sequence[Question]:
+    return fewshot.for_question(q) if isinstance(fewshot, FewShot) else fewshot
+
+
 def fewshot_examples(
     benchmark: str,
     k: int,
     seed: int,
     data_dir: str | Path | None = None,
     exclude_ids: Iterable[str] = (),
-) -> list[Question]:
-    """k solved examples from the benchmark's few-shot split, drawn with a fixed seed, never
-    one of the scored questions (exclude_ids)."""
-    from prefixopt.benchmarks import load_split
-
+    exclude: Iterable[Question] = (),
+) -> FewShot:
+    """k solved examples per group from the benchmark's few-shot split. "random" sampler: drawn
+    once with `seed` from the split minus the excluded questions (by id, and for `exclude` by
+    normalised text too), one block for all questions. "first_n" (MMLU): the harness's first k
+    examples of each subject, never skipped (the harness's examples are fixed): the caller
+    drops a scored question equal to one of them instead."""
+    task = get_task(benchmark)
     if k <= 0:
-        return []
-    split = get_task(benchmark).fewshot_split
-    excluded = set(exclude_ids)
-    pool = [q for q in load_split(benchmark, split, data_dir=data_dir)
-            if q.question_id not in excluded]
-    if len(pool) < k:
-        raise PrefixoptError(
-            f"--num-fewshot {k}: only {len(pool)} {benchmark} {split} examples are available"
-        )
+        return FewShot(benchmark)
+    split = task.fewshot_split
+    exclude = list(exclude)
+    ids = set(exclude_ids) | {q.question_id for q in exclude}
+    texts = {text_hash(q) for q in exclude}
+    pool = list(load_split(benchmark, split, data_dir=data_dir))
+    if task.fewshot_sampler == "random":
+        pool = [q for q in pool if q.question_id not in ids and text_hash(q) not in texts]
+    by_group: dict[str, list[Question]] = {}
+    for q in pool:  # file order (MMLU: subjects alphabetical, rows in CSV order)
+        by_group.setdefault(task.fewshot_group(q), []).append(q)
     rng = np.random.default_rng(seed)
-    return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
+    groups = {}
+    for group, qs in (by_group or {"": []}).items():
+        if len(qs) < k:
+            raise PrefixoptError(
+                f"--num-fewshot {k}: only {len(qs)} {benchmark} {split} "
+                f"{group + ' ' if group else ''}examples are available"
+                + (" that are not scored questions" if ids else ""))
+        take = range(k) if task.fewshot_sampler == "first_n" else rng.choice(
+            len(qs), size=k, replace=False)
+        groups[group] = tuple(qs[i] for i in take)
+    return FewShot(benchmark, groups)
+
+
+def recorded_fewshot(benchmark: str, ids: Sequence[str],
+                     data_dir: str | Path | None = None) -> FewShot:
+    """The FewShot a run recorded (config.json "fewshot_ids"), rebuilt from its split."""
+    task = get_task(benchmark)
+    by_id = {q.question_id: q for q in load_split(benchmark, task.fewshot_split,
+                                                  data_dir=data_dir)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise PrefixoptError(f"the run's few-shot example {missing[0]} is not in {benchmark} "
+                             f"{task.fewshot_split}; pass the --data-dir it was trained with")
+    groups: dict[str, list[Question]] = {}
+    for i in ids:
+        groups.setdefault(task.fewshot_group(by_id[i]), []).append(by_id[i])
+    return FewShot(benchmark, {g: tuple(qs) for g, qs in groups.items()})

@@ -122,14 +122,56 @@ def test_harness_grid_with_persona_and_bad_inputs() -> None:
         build_grid(TemplateEngine(), [(3, None)], [GSM], scoring="letter")
 
 
-def test_fewshot_excludes_scored_ids_and_is_seeded(bench_dir) -> None:
+def test_fewshot_excludes_scored_questions_and_is_seeded(bench_dir) -> None:
+    from dataclasses import replace
+
     from prefixopt.benchmarks import load_split
 
     pool = load_split("hellaswag", get_task("hellaswag").fewshot_split, data_dir=bench_dir)
     scored = {q.question_id for q in pool[: len(pool) - 6]}  # leave exactly 6 candidates
     shots = fewshot_examples("hellaswag", 5, 0, bench_dir, scored)
-    assert len(shots) == 5 and not scored & {q.question_id for q in shots}
+    assert len(shots) == 5 and not scored & set(shots.ids)
     assert shots == fewshot_examples("hellaswag", 5, 0, bench_dir, scored)
-    assert fewshot_examples("mmlu", 5, 1, bench_dir) != fewshot_examples("mmlu", 5, 2, bench_dir)
+    # the same question under another id is left out too (its normalised text)
+    twins = [replace(q, question_id=f"twin/{i}", text=f"  {q.text.upper()} ")
+             for i, q in enumerate(pool[-6:])]
+    with pytest.raises(PrefixoptError, match="only 0 hellaswag validation examples"):
+        fewshot_examples("hellaswag", 1, 0, bench_dir, scored, exclude=twins)
+    assert fewshot_examples("arc_easy", 5, 1, bench_dir) != fewshot_examples("arc_easy", 5, 2,
+                                                                             bench_dir)
     with pytest.raises(PrefixoptError):
         fewshot_examples("hellaswag", 7, 0, bench_dir, scored)
+
+
+def test_mmlu_fewshot_is_the_subjects_first_dev_examples(bench_dir) -> None:
+    """lm-evaluation-harness's mmlu: the query's own subject, the first k dev rows (first_n)."""
+    from prefixopt.benchmarks import load_split
+
+    dev = load_split("mmlu", "dev", data_dir=bench_dir)
+    shots = fewshot_examples("mmlu", 3, 0, bench_dir)
+    assert shots == fewshot_examples("mmlu", 3, 7, bench_dir)  # no draw: the seed is unused
+    assert len(shots.groups) == 57 and len(shots) == 57 * 3
+    for subject, examples in shots.groups.items():
+        assert examples == tuple(q for q in dev if q.subject == subject)[:3]
+    algebra = Question("mmlu/test/abstract_algebra/0", "mmlu", "Find 1+1.", ("1", "2"),
+                       ("A", "B"), "B", subject="abstract_algebra")
+    history = Question("mmlu/test/world_religions/0", "mmlu", "Who?", ("X", "Y"), ("A", "B"),
+                       "A", subject="world_religions")
+    heads = [(1, "You are Ada."), (2, "You are Kant.")]
+    reqs = build_grid(TemplateEngine(), heads, [algebra, history], scoring="letter",
+                      prompt_format="harness", fewshot=shots)
+    assert [(r.person_id, r.question) for r in reqs] == [
+        (p, q) for p, _ in heads for q in (algebra, history)]  # person-major
+    mmlu = get_task("mmlu")
+    for r in reqs:
+        own = shots.groups[r.question.subject]
+        assert r.prompt.endswith(mmlu.render_harness(r.question, "letter", own))
+        others = [s for g, ex in shots.groups.items() if g != r.question.subject for s in ex]
+        assert not any(s.text.strip() in r.prompt for s in others)
+    # chat: each person's head is shared by both questions; the block follows the subject
+    chat = build_grid(TemplateEngine(), heads, [algebra, history], scoring="letter",
+                      fewshot={"mmlu": shots})
+    assert chat[0].prompt.split("<|im_start|>user")[0] == chat[1].prompt.split(
+        "<|im_start|>user")[0]
+    assert shots.groups["world_religions"][0].text in chat[1].prompt
+    assert shots.groups["world_religions"][0].text not in chat[0].prompt

@@ -2,6 +2,8 @@
 question_id = "mmlu/<split>/<subject>/<k>", k = the row's position within its subject in that
 split (files keep the official order), so ids are stable and unique across splits. Harness
 format: subject description line, question, "A. .." lines, "Answer:". context = the subject.
+Few-shot, as lm-evaluation-harness's mmlu (fewshot_split dev, sampler first_n): the first k dev
+examples of the query's own subject, so the few-shot block differs per subject.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class Mmlu(Task):
         """The MMLU subject, e.g. "high_school_mathematics"."""
         return q.subject
 
+    def fewshot_group(self, q: Question) -> str:
+        """Few-shot examples come from the query's own subject (the harness's first_n)."""
+        return q.subject or ""
+
     def harness_description(self, q: Question) -> str:
         if not q.subject:
             return ""
@@ -56,6 +62,7 @@ class Mmlu(Task):
 MMLU = Mmlu(
     name="mmlu", hub_id="cais/mmlu", hub_config="all", splits=("dev", "validation", "test"),
     train_split="validation", eval_split="test", fewshot_split="dev", default_scoring="letter",
+    fewshot_sampler="first_n",
     expert_prompt="You are an expert with deep knowledge of every academic subject.",
 )
 TASKS = (MMLU,)
