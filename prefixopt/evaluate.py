@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, robustness, runs, stats
+from prefixopt import analysis, heldout, robustness, runs, stats
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
 from prefixopt.prefixes import Prefix, build_prefixes, people_columns
+from prefixopt.prompts import FewShot
 from prefixopt.records import Question
 
 
@@ -39,6 +40,7 @@ class EvalResult:
     persona_placement: str = "system"  # system | user (no system role) | paragraph (harness)
     ceilings: dict[str, Any] = field(default_factory=dict)  # robustness.oracle_ceilings
     ensemble: dict[str, Any] | None = None  # robustness.ensemble: top person + no prefix
+    held_out: dict[str, Any] = field(default_factory=dict)  # EvalInputs.held_out
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -57,22 +59,6 @@ def config_for_run(run_dir: str | Path, **overrides: Any) -> EvalConfig:
     return replace(EvalConfig(engine=engine, task=task, people=saved.get("people")), **overrides)
 
 
-def check_overlap(run_dir: Path, questions: Sequence[Question], split: str, allow: bool) -> int:
-    """Question ids the run trained on that are also in the eval split (refused unless allowed)."""
-    try:
-        seen = runs.scan(run_dir, "answers").select("question_id").unique().collect()
-    except PrefixoptError:
-        return 0  # no training answers (an eval-only directory): nothing to overlap with
-    n = len(set(seen["question_id"].to_list()) & {q.question_id for q in questions})
-    if n and not allow:
-        raise PrefixoptError(
-            f"eval split {split!r} shares {n} of its {len(questions)} questions with the "
-            f"questions {run_dir} trained on, so it is not held out; choose another "
-            "--eval-split or pass --allow-overlap"
-        )
-    return n
-
-
 @dataclass
 class EvalInputs:
     """Everything an evaluation needs that does not depend on the run's learned policy: all of
@@ -82,17 +68,21 @@ class EvalInputs:
     split: str
     name: str  # eval/<name>.parquet
     mode: str  # letter | cloze | generate
-    questions: list[Question]
-    fewshot: list[Question]
+    questions: list[Question]  # held out: duplicates and training/few-shot twins left out
+    fewshot: FewShot
     rng: np.random.Generator  # after the question subsample; random people are drawn next
     overlap: int = 0
+    held_out: dict[str, Any] = field(default_factory=dict)  # what was left out, the few-shot
 
 
-def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
+def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
+                side: heldout.TrainSide | None = None, flag: str = "--allow-overlap"
+                ) -> EvalInputs:
     """Check the options and load the held-out questions (no engine): scoring vs benchmark,
-    the split and --num-questions, the table name and an existing eval of that name, the
-    overlap with the run's training questions, the few-shot examples."""
-    from prefixopt import benchmarks, prompts, scoring
+    the split and --num-questions, the table name and an existing eval of that name, what is
+    not held out (heldout.held_out against `side`, else the run's training side), the few-shot
+    examples (the run's own when it recorded them)."""
+    from prefixopt import benchmarks, scoring
 
     validate(cfg)
     rng = np.random.default_rng(cfg.seed)  # the one Generator: question subsample, random people
@@ -104,25 +94,27 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None) -> EvalInputs:
     name = cfg.name or eval_name(split, cfg.num_questions, cfg.seed)
     if name != runs.split_slug(name):
         raise PrefixoptError(f"--name {name!r}: use letters, digits, '_', '-', '.' only")
-    overlap = 0
     if run_dir is not None:
         run_dir = Path(run_dir)
         if (run_dir / "eval" / f"{name}_summary.parquet").exists() and not cfg.overwrite:
             raise PrefixoptError(f"{run_dir}/eval/{name}.parquet exists; pass --name NEW to "
                                  "keep both, or --overwrite to replace it")
-        overlap = check_overlap(run_dir, questions, split, cfg.allow_overlap)
+        side = side or heldout.run_side(run_dir, cfg)
+    side = side or heldout.TrainSide()
+    fewshot, source = heldout.eval_fewshot(cfg, side)
+    held = heldout.held_out(cfg, split, questions, side, fewshot, flag)
+    questions = held.questions
     if cfg.num_questions is not None:
         if not 0 < cfg.num_questions <= len(questions):
             raise PrefixoptError(
-                f"--num-questions must be between 1 and {len(questions)} (the size of {split})"
-            )
+                f"--num-questions must be between 1 and {len(questions)} (the held-out "
+                f"questions of {split})")
         keep = np.sort(rng.choice(len(questions), cfg.num_questions, replace=False))
         questions = [questions[i] for i in keep]
-    fewshot = []
-    if cfg.task.num_fewshot > 0:
-        fewshot = prompts.fewshot_examples(benchmark, cfg.task.num_fewshot, cfg.seed,
-                                           cfg.task.data_dir, [q.question_id for q in questions])
-    return EvalInputs(cfg, split, name, mode, questions, fewshot, rng, overlap)
+    fewshot = fewshot if fewshot is not None else heldout.draw_fewshot(cfg, questions)
+    held.counts.update(fewshot_source=source, fewshot_ids=fewshot.ids)
+    return EvalInputs(cfg, split, name, mode, questions, fewshot, rng, held.counts["overlap"],
+                      held.counts)
 
 
 def validate(cfg: EvalConfig) -> None:
@@ -271,6 +263,11 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     summary = summary.with_columns(bootstrap_seed=pl.lit(cfg.seed, pl.Int64),
                                    bootstrap_samples=pl.lit(cfg.bootstrap_samples, pl.Int64),
                                    split=pl.lit(inputs.split), benchmark=pl.lit(cfg.task.benchmark))
+    held = inputs.held_out  # what is not held out was left out: how many, and the few-shot
+    summary = summary.with_columns(
+        *(pl.lit(held.get(k, 0), pl.Int64).alias(f"dropped_{k}")
+          for k in ("eval_duplicates", "train_duplicates", "fewshot_duplicates")),
+        fewshot_source=pl.lit(held.get("fewshot_source", "none"), pl.String))
     meta, correct = stats.correct_matrix(rows.lazy())  # (P,), (P, Q)
     ceilings = robustness.oracle_ceilings(meta["prefix_kind"].to_numpy(), correct)
     ensemble = robustness.ensemble(rows, stats.stats_rng(cfg.seed + 1), cfg.bootstrap_samples)
@@ -280,16 +277,19 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
         runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info(),
                                          "persona_placement": placement})
+    runs.record_eval(run_dir, inputs.name, {"split": inputs.split, **held,
+                                            "num_questions": len(questions)})
     runs.write_eval(run_dir, inputs.name, rows, summary)
     contexts = None
     if any(p.assignment for p in prefixes):
         from prefixopt import contextual
 
-        contexts = contextual.per_context(rows, contextual.context_labels(run_dir, questions), questions,
-                                          stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
+        labels = contextual.context_labels(run_dir, questions)
+        contexts = contextual.per_context(rows, labels, questions, stats.stats_rng(cfg.seed),
+                                          cfg.bootstrap_samples)
         runs.write_parquet(Path(run_dir) / "eval" / f"{inputs.name}_contexts.parquet", contexts)
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
                       rows, summary, groups, timings, inputs.overlap, contexts, placement,
-                      ceilings, ensemble)
+                      ceilings, ensemble, held)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,11 @@ class TrainJob:
     mode: str | dict[str, str]  # letter | cloze | generate, or one per benchmark
     questions: list[Question]
     people: Any  # prefixopt.people.People
-    fewshot: list[Question]
+    fewshot: Any  # prefixopt.prompts.FewShot: none of them a training or held-out question
     run_dir: Path
     resume: bool
+    # benchmark -> its whole training split (the few-shot examples not taken out)
+    train_split: dict[str, list[Question]] = field(default_factory=dict)
 
 
 def check_engine(cfg: EngineConfig) -> None:
@@ -68,10 +70,11 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     """Check everything (options, benchmark x scoring, template, people, split vs B, few-shot,
     model, the run directory) and load the inputs; create the run directory last."""
     from prefixopt.benchmarks import load_split
+    from prefixopt.heldout import training_fewshot
     from prefixopt.iteration import QuestionPlan, benchmark_names
     from prefixopt.learners import validate as validate_learner
     from prefixopt.people import load_people
-    from prefixopt.prompts import fewshot_examples, persona
+    from prefixopt.prompts import persona
     from prefixopt.scoring import resolve_scoring
     from prefixopt.train import check_inputs, validate
 
@@ -81,18 +84,16 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     names = benchmark_names(cfg.task.benchmark)  # (M,)
     modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names}
     persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
-    if resume is not None:
-        runs.read_config(resume)  # not a run directory: one line
-    questions = [q for b in names for q in load_split(b, cfg.train_split,
-                                                       data_dir=cfg.task.data_dir,
-                                                       purpose="train")]
+    resumed = runs.read_config(resume) if resume is not None else None  # not a run: one line
+    split = {b: load_split(b, cfg.train_split, data_dir=cfg.task.data_dir, purpose="train")
+             for b in names}
+    # the few-shot examples first: they leave the training questions (recorded on resume)
+    fewshot, questions = training_fewshot(cfg, [q for b in names for q in split[b]], resumed)
     plan = QuestionPlan(questions, names, cfg.batch_size, cfg.benchmark_weights, cfg.context)
     for b in names:
         check_inputs(cfg, modes[b], len(plan.pools[b]), plan.counts[b], b)
     people = load_people(cfg.people, exclude_fields=cfg.exclude_fields,
                          exclude_occupations=cfg.exclude_occupations)
-    fewshot = fewshot_examples(names[0], cfg.task.num_fewshot, cfg.seed,
-                               cfg.task.data_dir) if cfg.task.num_fewshot else []
     if resume is not None:
         run_dir = Path(resume)
     elif create:
@@ -100,7 +101,7 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
     else:
         run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
     mode = modes[names[0]] if len(set(modes.values())) == 1 else modes
-    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None)
+    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None, split)
 
 
 def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
@@ -167,6 +168,9 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None,
     from prefixopt.engines.openai_client import EngineUnavailable
     from prefixopt.learners import train
 
+    if len(job.fewshot):  # eval reuses exactly these examples (heldout.run_side)
+        extra_meta = {"fewshot_ids": {job.fewshot.benchmark: job.fewshot.ids},
+                      **(extra_meta or {})}
     try:
         return train(job.cfg, engine, job.people, job.questions, job.run_dir, progress=progress,
                      resume=job.resume, fewshot=job.fewshot, extra_meta=extra_meta)
@@ -189,19 +193,20 @@ def eval_configs_for(job: TrainJob, **options: Any) -> list[EvalConfig]:
 
 def check_eval_for(job: TrainJob, ecfg: EvalConfig):
     """Before the engine: the eval's own checks, and a held-out split that cannot overlap the
-    training split (the run will train on questions of its split) unless allowed."""
+    training split (the run will train on questions of its split) unless allowed; the same
+    held-out questions as the eval after training (heldout.held_out)."""
     from prefixopt import evaluate
+    from prefixopt.heldout import TrainSide
     from prefixopt.prefixes import build_prefixes
 
-    # an eval of that name in a resumed run is skipped by run_job, not an error
+    # an eval of that name in a resumed run is skipped by run_job, not an error; the run's
+    # training side is the job's (config.json may not hold it yet): what run_side reads later
     probe = replace(ecfg, overwrite=True)
-    inputs = evaluate.eval_inputs(probe, job.run_dir if job.resume else None)
-    train_ids = {q.question_id for q in job.questions}
-    shared = sum(q.question_id in train_ids for q in inputs.questions)
-    if shared and not ecfg.allow_overlap:
-        raise PrefixoptError(f"eval split {inputs.split!r} shares {shared} questions with the "
-                             "training split, so it would not be held out; choose another "
-                             "--eval-split or pass --eval-allow-overlap")
+    side = TrainSide(tuple(job.train_split.get(ecfg.task.benchmark, ())),
+                     job.fewshot if len(job.fewshot) else None, job.cfg.task.num_fewshot,
+                     from_run=True)
+    inputs = evaluate.eval_inputs(probe, job.run_dir if job.resume else None, side,
+                                  flag="--eval-allow-overlap")
     if ecfg.people_names:  # unknown names fail now, not after training
         build_prefixes(replace(ecfg, top_k=0, num_random=0), job.people, None,
                        np.random.default_rng(0))

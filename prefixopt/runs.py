@@ -85,6 +85,13 @@ def write_config(run_dir: str | Path, cfg: Any, extra: dict[str, Any] | None = N
     write_text(Path(run_dir) / "config.json", json.dumps(payload, indent=2, sort_keys=True))
 
 
+def record_eval(run_dir: str | Path, name: str, info: dict[str, Any]) -> None:
+    """config.json "evals"[name] = info (what an evaluation held out; kept on --resume)."""
+    payload = read_config(run_dir)
+    payload.setdefault("evals", {})[name] = info
+    write_text(Path(run_dir) / "config.json", json.dumps(payload, indent=2, sort_keys=True))
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.is_file():

@@ -23,6 +23,7 @@ from prefixopt.engines import Engine
 from prefixopt.errors import PrefixoptError
 from prefixopt.interrupts import defer_sigint
 from prefixopt.policy import Baseline, Policy, entropy
+from prefixopt.prompts import Shots
 from prefixopt.records import Question
 
 Progress = Callable[[dict[str, Any]], None]
@@ -115,7 +116,7 @@ def train(
     progress: Progress | None = None,
     resume: bool = False,
     *,
-    fewshot: Sequence[Question] = (),
+    fewshot: Shots = (),  # prompts.FewShot (jobs.prepare_train's), or one fixed block
     extra_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or continue) a training run in `run_dir`; returns a summary dict. extra_meta goes

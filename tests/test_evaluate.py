@@ -4,13 +4,14 @@ run, and one evaluation with the real engine and the embedded model on a tiny sp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import cli, evaluate, jobs, runs, simulate
+from prefixopt import cli, eval_summary, evaluate, jobs, runs, simulate
 from prefixopt.config import EvalConfig, TaskConfig
 from prefixopt.engines import synthetic
 from prefixopt.errors import PrefixoptError
@@ -78,7 +79,7 @@ def test_eval_files_schema_and_one_engine_call(sim_run):
     per_prefix = rows.group_by("prefix_index").agg(pl.col("question_id").sort())
     assert len({tuple(q) for q in per_prefix["question_id"].to_list()}) == 1
     trained = set(runs.scan(sim_run, "answers").select("question_id").collect()["question_id"])
-    assert not trained & set(rows["question_id"])
+    assert not trained & set(rows["question_id"])  # the text check: test_eval_drops_not_held_out
     # the learned prefixes are the run's top-5 people by final probability
     people, probs = runs.run_people(sim_run), runs.final_probs(sim_run)
     top5 = people.person_id[np.argsort(-probs, kind="stable")[:5]]
@@ -146,8 +147,6 @@ def test_cli_eval_synthetic_json(sim_run, capsys):
                   "--bootstrap-samples", "200", "--json"])
     assert exc.value.code in (0, None)
     out = capsys.readouterr().out
-    import json
-
     payload = json.loads(out[out.index("{\n"):])
     assert payload["num_questions"] == 50 and len(payload["prefixes"]) == 13
 
@@ -189,3 +188,96 @@ def test_existing_eval_is_not_overwritten(sim_run):
     res = evaluate.evaluate(replace(cfg, name="again"), sim_run, planted_engine(sim_run))
     assert res.name == "again" and (sim_run / "eval" / "again_summary.parquet").is_file()
     evaluate.evaluate(replace(cfg, overwrite=True), sim_run, planted_engine(sim_run))
+
+
+def _arc_row(qid: str, stem: str, answers: tuple[str, ...] = ("alpha", "beta")) -> str:
+    choices = [{"text": t, "label": "AB"[i]} for i, t in enumerate(answers)]
+    return json.dumps({"id": qid, "question": {"stem": stem, "choices": choices},
+                       "answerKey": "A"})
+
+
+def test_eval_drops_questions_that_are_not_held_out(tmp_path):
+    """A run whose held-out split repeats its training questions under other ids (case and
+    spacing changed) and repeats itself: those are dropped and counted, never scored as
+    held out; the run's few-shot examples are reused and are none of the scored questions."""
+    data = tmp_path / "data" / "arc_easy"
+    data.mkdir(parents=True)
+    train = [_arc_row(f"t{i}", f"Train question {i}?") for i in range(30)]
+    test = [_arc_row(f"e{i}", f"Held-out question {i}?") for i in range(20)]
+    test += [_arc_row(f"copy{i}", f"  TRAIN question {i}? ") for i in range(3)]  # training twins
+    test += [_arc_row("again0", "Held-out  question 0?"),  # repeats within the split
+             _arc_row("again1", "held-out question 1?")]
+    (data / "train.jsonl").write_text("\n".join(train) + "\n")
+    (data / "test.jsonl").write_text("\n".join(test) + "\n")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--engine", "synthetic", "--data-dir", str(tmp_path / "data"),
+                  "--output-dir", str(tmp_path), "--run-name", "leak", "-k", "2", "-b", "4",
+                  "--iterations", "1", "--num-fewshot", "2", "--json"])
+    assert exc.value.code in (0, None)
+    run = tmp_path / "leak"
+    people = runs.run_people(run)
+    engine = synthetic.SyntheticEngine(people, np.full(len(people), 0.5), 0.5, 1.0, 0)
+    res = evaluate.evaluate(evaluate.config_for_run(run, num_random=1, bootstrap_samples=100),
+                            run, engine)
+    payload = eval_summary.result_json(res)  # what --json prints
+    assert payload["num_questions"] == 20  # 25 rows: 3 training twins and 2 repeats left out
+    rows = runs.scan(run, "eval/test").collect()
+    assert set(rows["question_id"]) == {f"arc_easy/e{i}" for i in range(20)}
+    summary = runs.scan(run, "eval/test_summary").collect()
+    assert summary["dropped_train_duplicates"].unique().to_list() == [3]
+    assert summary["dropped_eval_duplicates"].unique().to_list() == [2]
+    recorded = runs.read_config(run)["fewshot_ids"]["arc_easy"]
+    assert payload["prefixes"][0]["dropped_train_duplicates"] == 3
+    held = runs.read_config(run)["evals"]["test"]
+    assert held["train_duplicates"] == 3 and held["eval_duplicates"] == 2
+    assert held["num_questions"] == 20 and held["fewshot_ids"] == recorded
+    assert held["fewshot_source"].startswith("the run's")
+    assert not set(recorded) & set(rows["question_id"])  # no example is an eval id
+    inputs = evaluate.eval_inputs(evaluate.config_for_run(run, overwrite=True), run)
+    assert inputs.fewshot.ids == recorded and held == {**inputs.held_out, "split": "test",
+                                                       "num_questions": 20}
+
+
+def test_eval_of_a_run_without_recorded_fewshot_falls_back(sim_run, bench_dir):
+    """A run from before the few-shot record: eval still runs, draws examples that are none of
+    its scored questions, and says so."""
+    from dataclasses import replace
+
+    from prefixopt.benchmarks import split_seen
+
+    cfg = evaluate.config_for_run(sim_run, num_questions=50, seed=5)
+    cfg = replace(cfg, task=replace(cfg.task, num_fewshot=3))
+    assert "fewshot_ids" not in runs.read_config(sim_run)
+    inputs = evaluate.eval_inputs(cfg, sim_run)
+    assert len(inputs.fewshot) == 3 and "drawn with the eval seed" in inputs.held_out[
+        "fewshot_source"] and "the run used 0" in inputs.held_out["fewshot_source"]
+    _, same_id, same_text = split_seen(inputs.questions, inputs.fewshot)
+    assert not same_id and not same_text
+    # the shared ARC-Easy test split holds 2 questions of its train split (other ids)
+    full = evaluate.eval_inputs(evaluate.config_for_run(sim_run), sim_run)
+    assert full.held_out["train_duplicates"] == 2 and len(full.questions) == 2376 - 2
+
+
+def test_hellaswag_offline_halves_share_no_example_or_context(bench_dir, monkeypatch):
+    """Offline HellaSwag trains on one validation half and evaluates on the other; its few-shot
+    split is validation too. No example is a held-out question (id or text), the examples
+    leave the training half, and the 12 contexts the halves share are not scored as held out."""
+    from prefixopt.benchmarks import load_split, split_seen
+    from prefixopt.config import EngineConfig, TrainConfig
+
+    monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
+    cfg = TrainConfig(engine=EngineConfig(kind="synthetic"), train_split="validation[:50%]",
+                      task=TaskConfig(benchmark="hellaswag", num_fewshot=5))
+    job = jobs.prepare_train(cfg, create=False)
+    (ecfg,) = jobs.eval_configs_for(job, eval_split="validation[50%:]")
+    inputs = jobs.check_eval_for(job, ecfg)
+    half = load_split("hellaswag", "validation[50%:]", data_dir=bench_dir)
+    assert split_seen(half, job.fewshot)[0] == half  # drawn from the training half only
+    assert split_seen(job.questions, job.fewshot)[0] == job.questions  # and taken out of it
+    assert len(job.questions) == 5021 - 5 and inputs.fewshot.ids == job.fewshot.ids
+    held = inputs.held_out
+    assert held["eval_duplicates"] == 12  # repeats within the second half
+    assert held["train_duplicates"] == 11  # contexts of the first half (12, one a repeat)
+    assert len(inputs.questions) == len(half) - 12 - 11
+    assert not split_seen(inputs.questions, load_split("hellaswag", "validation[:50%]",
+                                                       data_dir=bench_dir))[2]

@@ -140,6 +140,39 @@ def test_existing_run_and_resume_conflicts(people_csv, tmp_path, capsys):
     assert exc.value.code == 2 and "only --iterations" in capsys.readouterr().err
 
 
+def test_fewshot_examples_are_never_training_questions_and_are_recorded(people_csv, tmp_path,
+                                                                         bench_dir, capsys):
+    """ARC's few-shot split is its training split: the examples leave the training questions,
+    none is a held-out (test) question, config.json records them, a resume reuses them."""
+    from prefixopt import jobs
+    from prefixopt.benchmarks import load_split, text_hash
+
+    _train(people_csv, tmp_path, "--iterations", "2", "--run-name", "fs", "--num-fewshot", "3",
+           "--data-dir", str(bench_dir))
+    run = tmp_path / "fs"
+    cfg = runs.read_train_config(run)
+    new = jobs.prepare_train(cfg, create=False)  # what a fresh run with these options gets
+    shots = {q.question_id for q in new.fewshot}
+    assert len(shots) == 3 and not shots & {q.question_id for q in new.questions}
+    texts = {text_hash(q) for q in new.fewshot}
+    assert not texts & {text_hash(q) for q in new.questions} and len(new.questions) == 2251 - 3
+    test = load_split("arc_easy", "test", data_dir=bench_dir)
+    assert not texts & {text_hash(q) for q in test}  # no example is a held-out question
+    asked = set(runs.scan(run, "answers").select("question_id").collect()["question_id"])
+    ids = runs.read_config(run)["fewshot_ids"]["arc_easy"]
+    assert not asked & set(ids) and set(ids) == shots
+    job = jobs.prepare_train(cfg, resume=run)
+    assert job.fewshot.ids == ids  # the recorded ones, in their order
+    # a run from before the record cannot be resumed with other examples: one line
+    meta = runs.read_config(run)
+    del meta["fewshot_ids"]
+    (run / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--resume", str(run), "--iterations", "3"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "fewshot_ids" in err
+
+
 @pytest.mark.engine
 def test_real_engine_short_train(real_engine, people_csv, bench_dir, tmp_path):
     """Plumbing on the embedded model: files, schema, token counts, the policy moved."""
