@@ -19,7 +19,8 @@ from prefixopt import analysis, heldout, robustness, runs, stats
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
-from prefixopt.prefixes import Prefix, build_prefixes, people_columns
+from prefixopt.prefixes import (Prefix, baseline_requests, build_prefixes, people_columns,
+                                take_baseline, training_baseline)
 from prefixopt.prompts import FewShot
 from prefixopt.records import Question
 
@@ -158,6 +159,7 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
 
         people = load_people(cfg.people)
     prefixes = build_prefixes(cfg, people, probs, rng, ranking)
+    train = training_baseline(run_dir, cfg, prefixes, train)  # + no prefix's training questions
     if probs is not None and questions:
         from prefixopt import contextual
 
@@ -211,7 +213,8 @@ def build_requests(inputs: EvalInputs, prefixes_etc, engine) -> tuple[tuple, lis
     for p in prefixes[len(fixed):]:  # a contextual assignment: its own person per question
         requests += [prompts.build_grid(engine, [head], [x], **render)[0]
                      for head, x in zip(p.assignment, questions, strict=True)]
-    return (prefixes, people, probs, train), requests
+    extra, train = baseline_requests(train, engine, inputs.fewshot)  # winner's-curse baseline
+    return (prefixes, people, probs, train), requests + extra  # ... goes last
 
 
 def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
@@ -224,6 +227,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     t0 = time.perf_counter()
     cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
     prefixes, people, probs, train = prefixes_etc
+    requests, responses, answers, train = take_baseline(train, requests, responses, answers)
     acc_norm = None  # cloze: the harness's acc_norm (log-likelihood per character), per prefix
     if mode == "cloze":
         norm = [scoring.cloze_norm_pred(r, o) == r.question.gold
