@@ -136,8 +136,10 @@ def bench_inputs(benchmark: str, scoring: str | None, num_fewshot: int, k: int, 
     rng = np.random.default_rng(seed)
     pool = load_split(benchmark, default_split(benchmark, "train"), data_dir=data_dir)
     questions = [pool[i] for i in rng.choice(len(pool), size=min(b, len(pool)), replace=False)]
+    # examples from the few-shot split, never one of the B timed questions (excluding the whole
+    # pool would leave ARC and GSM8K, whose few-shot split IS the pool, with none)
     fewshot = prompts.fewshot_examples(benchmark, num_fewshot, seed, data_dir,
-                                       [q.question_id for q in pool]) if num_fewshot else []
+                                       exclude=questions) if num_fewshot else []
     names, names_source = people_names(k, people_path)
     heads = [(i, prompts.persona("You are {name}.", n)) for i, n in enumerate(names)]
     return mode, pool, questions, fewshot, heads, names_source

@@ -37,6 +37,8 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         "benchmark": result.benchmark,
         "num_questions": int(result.summary["n"][0]),
         "overlap": result.overlap,
+        # what was left out as not held out (repeats, training twins, few-shot examples)
+        "held_out": result.held_out,
         "prefixes": result.summary.drop("bootstrap_seed").to_dicts(),
         "contrasts": [contrast_json(c) for c in result.contrasts],
         # learned people: training minus held-out accuracy, net of no prefix's gap (method)

@@ -88,6 +88,14 @@ def print_eval(result) -> None:
             f"{_pct(e['persona_share'])}%): {_pct(e['accuracy'])}, {_pct(e['diff_vs_none'], True)}"
             f" vs none [{_pct(e['diff_low'], True)}, {_pct(e['diff_high'], True)}]",
             highlight=False)
+    held = result.held_out
+    if held:
+        err_console.print(
+            f"held out: {int(result.summary['n'][0])} questions; left out "
+            f"{held.get('eval_duplicates', 0)} repeats, {held.get('train_duplicates', 0)} "
+            f"training twins, {held.get('fewshot_duplicates', 0)} few-shot examples"
+            + (f"; few-shot: {held['fewshot_source']}" if held.get("fewshot_source") else ""),
+            highlight=False)
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()
                         if isinstance(v, float))
     err_console.print(f"wrote {result.run_dir}/eval/{result.name}.parquet (+ _summary); "
