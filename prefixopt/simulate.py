@@ -111,6 +111,7 @@ def simulate(
     questions,
     *,
     budget: int,
+    fewshot=(),  # prompts.FewShot of the job (jobs.prepare_train), recorded for eval
     run_dir,
     base_accuracy: float = 0.5,
     difficulty_sd: float = 1.0,
@@ -145,9 +146,11 @@ def simulate(
         if progress is not None:
             progress(stats)
 
-    summary = train(cfg, engine, people, questions, run_dir, progress=record,
-                    extra_meta=scenario_meta(scenario, people, base_accuracy, difficulty_sd,
-                                             cfg.seed))
+    meta = scenario_meta(scenario, people, base_accuracy, difficulty_sd, cfg.seed)
+    if len(fewshot):  # eval reuses exactly these examples, as after `prefixopt train`
+        meta["fewshot_ids"] = {fewshot.benchmark: fewshot.ids}
+    summary = train(cfg, engine, people, questions, run_dir, progress=record, fewshot=fewshot,
+                    extra_meta=meta)
     p = _final_probs(run_dir)  # (N,) the policy at the last checkpoint
     ranks = np.empty(len(p), dtype=np.int64)
     ranks[np.argsort(-p, kind="stable")] = np.arange(1, len(p) + 1)  # 1 = most probable
@@ -270,5 +273,6 @@ def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, del
         else:
             run_dir = runs.create_run_dir(out.parent, out.name)
         return simulate(cfg, scenario, job.people, job.questions, budget=budget,
+                        fewshot=job.fewshot,
                         run_dir=run_dir, base_accuracy=base_accuracy,
                         difficulty_sd=difficulty_sd, progress=progress)
