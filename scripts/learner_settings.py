@@ -4,6 +4,9 @@ scenarios, seeds and budget. Prints a Markdown table (and writes JSON rows with 
 
     .venv/bin/python scripts/learner_settings.py                  # the full table (~15 min)
     .venv/bin/python scripts/learner_settings.py --null-seeds 5 --planted-seeds 2   # quick look
+    ... --set group_min_people=0 --set logit_decay=0   # every row on the defaults before the fix
+
+Every row is TrainConfig's defaults (with --set overrides) plus the row's own overrides.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ SETTINGS = {  # name -> TrainConfig overrides (besides these, TrainConfig's defa
 }
 
 
+def override(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value)
+
+
 def run_one(cfg, scenario, people, questions, budget: int) -> dict:
     with runs.temp_run_dir() as run_dir:
         out = simulate.simulate(cfg, scenario, people, questions, budget=budget,
@@ -58,6 +66,8 @@ def main() -> None:
     ap.add_argument("--null-seeds", type=int, default=20)
     ap.add_argument("--only", nargs="*", help="setting names to run (default: all)")
     ap.add_argument("--out", default=None, help="write all rows as JSON here")
+    ap.add_argument("--set", dest="sets", action="append", default=[], type=override,
+                    help="KEY=JSON: a TrainConfig field for every row (e.g. logit_decay=0)")
     args = ap.parse_args()
 
     people = load_people(args.people)
@@ -69,7 +79,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         t0 = time.perf_counter()
-        base = dataclasses.replace(D, people=args.people, **overrides)
+        base = dataclasses.replace(D, people=args.people, **{**dict(args.sets), **overrides})
         p_mass, n_ratio, p_ratio = [], [], []
         for seed in range(args.planted_seeds):
             r = run_one(dataclasses.replace(base, seed=seed), planted, people, questions,
@@ -92,7 +102,7 @@ def main() -> None:
     print()
     print(f"planted: {planted.description}, pool share {planted.planted.mean():.4f}; "
           f"budget {args.budget:,} evaluations; {args.planted_seeds} planted seeds, "
-          f"{args.null_seeds} null seeds")
+          f"{args.null_seeds} null seeds; --set {dict(args.sets) or 'none'}")
     print("| setting | planted-field mass, median (min-max) | mass / pool share | "
           "null: largest field mass / share, median | null p90 | null max | time |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -1,6 +1,6 @@
 """The learner study of docs/learner_study.md (issue 12, item 2): reinforce, halving and ttts on
 the synthetic engine, scenarios x budgets x seeds; per run P(top-1 planted), the planted share of
-the top 10, simple regret, the learner's own confidence, and under the null the held-out eval's
+the top 10, simple regret, top_confidence with its kind, and under the null the held-out eval's
 false-positive rate. Rows are appended to a JSONL file and done rows are skipped, so the study
 runs in parts (subsets by --learners/--scenarios/--budgets/--seeds), on at most 2 processes.
 
@@ -144,29 +144,47 @@ def run_grid(args) -> None:
 
 
 def summarize(path: Path) -> None:
+    """The Markdown table of a rows file. Unlike values get their own columns: the planted mass
+    of REINFORCE's policy vs of halving/ttts's P(best); top_confidence per kind
+    (confidence.KINDS: "paired" REINFORCE, "beta_posterior" halving/ttts; the study runs the
+    defaults, so no "unpaired" rows: such rows show "-"). Bandit rows
+    written before top_confidence_kind existed (their P(best) and top_confidence meant something
+    else) keep their ranking columns and show "-" there, in rows of their own ("(old)")."""
     import polars as pl
 
     rows = pl.read_ndjson(path)
-    if "eval_winner" not in rows.columns:
-        rows = rows.with_columns(eval_winner=pl.lit(None, pl.Boolean))
-    table = (rows.group_by("learner", "scenario", "budget")
+    for col, dtype in (("eval_winner", pl.Boolean), ("top_confidence_kind", pl.String)):
+        if col not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype).alias(col))
+    # REINFORCE rows from before the kind were computed as "paired" is today (same fit)
+    kind = pl.col("top_confidence_kind").fill_null(
+        pl.when(pl.col("learner") == "reinforce").then(pl.lit("paired")).otherwise(pl.lit("old")))
+    rows = rows.with_columns(kind=kind, policy=pl.col("learner") == "reinforce")
+    new = pl.col("kind") != "old"
+    med = lambda c, when: pl.col(c).filter(when).median()
+    table = (rows.group_by("learner", "scenario", "budget", new.alias("new"))
              .agg(seeds=pl.len(), p_top1=pl.col("top_planted").mean(),
                   top10=pl.col("planted_in_top10").mean(),
-                  mass=pl.col("planted_mass").median(),
                   regret=(pl.col("simple_regret") * 100).mean(),
-                  conf=pl.col("top_confidence").median(),
+                  mass_policy=med("planted_mass", pl.col("policy")),
+                  mass_pbest=med("planted_mass", ~pl.col("policy") & new),
+                  paired=med("top_confidence", pl.col("kind") == "paired"),
+                  beta=med("top_confidence", pl.col("kind") == "beta_posterior"),
                   fpr=pl.col("eval_winner").mean(), seconds=pl.col("seconds").mean())
-             .sort("scenario", "budget", "learner"))
+             .sort("scenario", "budget", "learner", "new"))
     print("| scenario | budget | learner | seeds | P(top-1 planted) | planted share of top 10 "
-          "| median planted mass | simple regret (points) | median top_confidence "
-          "| null eval FPR | s/run |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| simple regret (points) | planted mass of the policy (reinforce), median "
+          "| planted mass of P(best) (halving, ttts), median "
+          "| top_confidence, paired (reinforce), median "
+          "| top_confidence, beta_posterior (halving, ttts), median | null eval FPR | s/run |")
+    print("| --- | ---: | --- |" + " ---: |" * 10)
+    fmt = lambda v, f: "-" if v is None else format(v, f)
     for r in table.iter_rows(named=True):
-        fmt = lambda v, f: "-" if v is None else format(v, f)
-        print(f"| {r['scenario']} | {r['budget']:,} | {r['learner']} | {r['seeds']} "
-              f"| {fmt(r['p_top1'], '.2f')} | {fmt(r['top10'], '.2f')} | {fmt(r['mass'], '.3f')} "
-              f"| {fmt(r['regret'], '.2f')} | {fmt(r['conf'], '.2f')} | {fmt(r['fpr'], '.3f')} "
-              f"| {fmt(r['seconds'], '.0f')} |")
+        print(f"| {r['scenario']} | {r['budget']:,} | {r['learner']}{'' if r['new'] else ' (old)'} "
+              f"| {r['seeds']} | {fmt(r['p_top1'], '.2f')} | {fmt(r['top10'], '.2f')} "
+              f"| {fmt(r['regret'], '.2f')} | {fmt(r['mass_policy'], '.3f')} "
+              f"| {fmt(r['mass_pbest'], '.3f')} | {fmt(r['paired'], '.2f')} "
+              f"| {fmt(r['beta'], '.2f')} | {fmt(r['fpr'], '.3f')} | {fmt(r['seconds'], '.0f')} |")
 
 
 def main() -> None:
