@@ -1,7 +1,8 @@
 """The learners behind one interface (`--learner`): reinforce (train.py, the softmax policy),
 halving (halving.py, batched sequential halving) and ttts (ttts.py, top-two Thompson sampling).
-`train` dispatches; the bandit loop writes the same run tables and checkpoint as REINFORCE (one engine call
-per iteration, common questions), where "probs" is P(best) and "ranking" the learner's order.
+`train` dispatches; the bandit loop writes the same run tables and checkpoint as REINFORCE (one
+engine call per iteration, common questions), where "probs" is P(best) and "ranking" the
+learner's order.
 Every summary and config.json say what their `top_confidence` is: `top_confidence_kind`, one of
 confidence.KINDS (REINFORCE: "paired" / "unpaired"; halving and ttts: "beta_posterior").
 """
