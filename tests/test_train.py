@@ -185,8 +185,8 @@ def test_real_engine_short_train(real_engine, people_csv, bench_dir, tmp_path):
                       checkpoint_every=1)
     people = load_people(people_csv)
     questions = load_split("arc_easy", "train", data_dir=bench_dir)
-    # 3 shots make each person's head longer than one cache block (128 tokens on CPU), so
-    # the person-major grid can serve it from the prefix cache
+    # 3 shots make each person's head longer than one cache block (engine.block_size: 32 on
+    # vLLM-CPU), so the person-major grid can serve it from the prefix cache
     shots = fewshot_examples("arc_easy", 3, 0, bench_dir)
     run_dir = runs.create_run_dir(tmp_path, "real")
     summary = train(cfg, real_engine, people, questions, run_dir, fewshot=shots)

@@ -184,4 +184,5 @@ def register(app: typer.Typer) -> None:
                           f"{'' if summary['top_planted'] else 'not '}planted; planted share of "
                           f"the top 10 {summary['planted_in_top10']:.1f}; simple regret "
                           f"{summary['simple_regret']:.3f}; top_confidence "
-                          f"{'-' if conf is None else format(conf, '.2f')}", highlight=False)
+                          f"{'-' if conf is None else format(conf, '.2f')} "
+                          f"({summary['top_confidence_kind']})", highlight=False)
