@@ -10,6 +10,7 @@ import sys
 import typer
 
 from prefixopt.commands import common
+from prefixopt.commands import bench, data, evaluate, run, serve, study, train
 
 app = typer.Typer(
     name="prefixopt",
@@ -22,8 +23,6 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prefixopt.commands import bench, data, evaluate, run, serve, study, train
-
     for module in (data, train, run, evaluate, study, bench, serve):
         module.register(app)
 

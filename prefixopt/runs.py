@@ -22,6 +22,8 @@ import polars as pl
 
 from prefixopt.config import to_dict
 from prefixopt.errors import PrefixoptError
+from prefixopt.config import TrainConfig, from_dict
+from prefixopt.people import load_people
 
 PART_TABLES = ("iterations", "samples", "answers")
 
@@ -100,7 +102,6 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_train_config(run_dir: str | Path):  # -> TrainConfig
-    from prefixopt.config import TrainConfig, from_dict
 
     return from_dict(TrainConfig, read_config(run_dir)["config"])
 
@@ -226,7 +227,6 @@ def final_ranking(run_dir: str | Path) -> np.ndarray:
 
 def run_people(run_dir: str | Path):  # -> People
     """The people table the run used (same file, same exclusions), checked by fingerprint."""
-    from prefixopt.people import load_people
 
     meta = read_config(run_dir)
     cfg = meta["config"]

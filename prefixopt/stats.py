@@ -12,11 +12,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 from scipy.stats import binomtest, norm
 
 from prefixopt import analysis
-from prefixopt.errors import PrefixoptError
 
 ALPHA = 0.05
 
@@ -248,42 +246,3 @@ jensen_shannon = analysis.jensen_shannon  # between two learned distributions
 def stats_rng(seed: int) -> np.random.Generator:
     """The bootstrap's Generator for an eval with this seed (eval and report share it)."""
     return np.random.default_rng([seed, 1])
-
-
-def summarise(
-    rows: pl.DataFrame, rng: np.random.Generator, num_samples: int
-) -> tuple[pl.DataFrame, list[Contrast]]:
-    """Per-prefix accuracy + comparison with no prefix (Holm across prefixes), and the group
-    contrasts. `rows` is the eval table; every prefix answered the same questions."""
-    from prefixopt.robustness import cluster_bootstrap, contrasts  # robustness imports stats
-    meta, correct = correct_matrix(rows.lazy())  # (P,) prefix info, (P, Q) bool
-    kinds = meta["prefix_kind"].to_list()
-    if "none" not in kinds:
-        raise PrefixoptError("an evaluation needs the no-prefix baseline")
-    none = correct[kinds.index("none")]  # (Q,)
-    comps = [compare_to_none(c, none, rng, num_samples) for c in correct]
-    pvals = np.array([math.nan if k == "none" else c.p_value for k, c in zip(kinds, comps)])
-    clusters = question_clusters(rows)  # (Q,) or None
-    extra = []
-    if clusters is not None:  # questions that share a subject: whole clusters resampled, and
-        # the decision uses these
-        boot = [cluster_bootstrap(c.astype(float) - none, clusters, rng, num_samples)
-                for c in correct]
-        pvals_cluster = np.array([math.nan if k == "none" else b[2]
-                                  for k, b in zip(kinds, boot)])
-        extra = [pl.Series("diff_low_cluster", [b[0] for b in boot]),
-                 pl.Series("diff_high_cluster", [b[1] for b in boot]),
-                 pl.Series("p_cluster", pvals_cluster)]
-        pvals = np.fmax(pvals, pvals_cluster)  # the more cautious of McNemar and clustered
-    p_holm = holm(pvals)  # across every prefix compared with none
-    fields = ("n", "correct", "accuracy", "ci_low", "ci_high", "diff", "diff_low", "diff_high")
-    summary = meta.with_columns(
-        *(pl.Series("diff_vs_none" if f == "diff" else f, [getattr(c, f) for c in comps])
-          for f in fields),
-        pl.Series("p_value", [math.nan if k == "none" else c.p_value
-                              for k, c in zip(kinds, comps)]),
-        *extra,
-        pl.Series("p_holm", p_holm),
-        pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < ALPHA),
-    )
-    return summary, contrasts(kinds, correct, rng, num_samples)

@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefixopt import benchmarks, evaluate, runs, simulate
+from prefixopt.engines import scenarios
+from prefixopt import benchmarks, runs
+
+from prefixopt.evaluate import heldout
+
+from prefixopt.learn import simulate
 from prefixopt.config import TrainConfig
 from prefixopt.engines import synthetic
 from prefixopt.people import load_people
@@ -28,9 +33,9 @@ from prefixopt.people import load_people
 
 def one_seed(args, people, train_qs, scenario_name: str, seed: int) -> list[dict]:
     if scenario_name == "null":
-        scenario = simulate.null(people, args.base)
+        scenario = scenarios.null(people, args.base)
     else:
-        scenario = simulate.planted_field(people, args.field, args.delta, args.base)
+        scenario = scenarios.planted_field(people, args.field, args.delta, args.base)
     cfg = TrainConfig(seed=seed, output_dir=str(args.out), run_name=f"{scenario_name}-{seed}")
     run_dir = runs.create_run_dir(args.out, cfg.run_name)
     sim = simulate.simulate(cfg, scenario, people, train_qs, budget=args.budget, run_dir=run_dir,
@@ -40,9 +45,9 @@ def one_seed(args, people, train_qs, scenario_name: str, seed: int) -> list[dict
                                        seed)
     out = []
     for n in args.questions:
-        ecfg = evaluate.config_for_run(run_dir, num_questions=None if n >= args.full else n,
+        ecfg = heldout.config_for_run(run_dir, num_questions=None if n >= args.full else n,
                                        bootstrap_samples=args.bootstrap, seed=seed)
-        res = evaluate.evaluate(ecfg, run_dir, engine)
+        res = heldout.evaluate(ecfg, run_dir, engine)
         s = res.summary
         learned = s.filter(pl.col("prefix_kind") == "learned")
         others = s.filter(pl.col("prefix_kind").is_in(["random", "handwritten"]))

@@ -26,7 +26,9 @@ import types
 from collections import Counter
 from pathlib import Path
 
-from prefixopt import prompts, scoring
+from prefixopt.ask import prompts
+
+from prefixopt.ask import scoring
 from prefixopt.benchmarks import get_task, load_split
 from prefixopt.config import DEFAULT_TEMPLATE, EngineConfig
 from prefixopt.records import NO_PERSON, Question

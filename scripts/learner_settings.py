@@ -18,7 +18,10 @@ import time
 
 import numpy as np
 
-from prefixopt import runs, simulate
+from prefixopt.engines import scenarios
+from prefixopt import runs
+
+from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
@@ -72,8 +75,8 @@ def main() -> None:
 
     people = load_people(args.people)
     questions = load_split(D.task.benchmark, None, purpose="train")
-    planted = simulate.planted_field(people, args.field, args.delta, args.base_accuracy)
-    null = simulate.null(people, args.base_accuracy)
+    planted = scenarios.planted_field(people, args.field, args.delta, args.base_accuracy)
+    null = scenarios.null(people, args.base_accuracy)
     rows, table = [], []
     for name, overrides in SETTINGS.items():
         if args.only and name not in args.only:

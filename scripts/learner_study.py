@@ -25,7 +25,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from prefixopt import jobs, learners, runs, simulate
+from prefixopt.engines import build
+from prefixopt.engines import scenarios
+from prefixopt import runs
+
+
+from prefixopt.learn import learners
+
+from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.engines.synthetic import SyntheticEngine
@@ -47,12 +54,12 @@ STATE: dict = {}  # per worker process: people and questions, loaded once
 def scenario(name: str, seed: int, people):
     kind, value, delta = SCENARIOS[name]
     if kind == "field":
-        return simulate.planted_field(people, value, delta, BASE)
+        return scenarios.planted_field(people, value, delta, BASE)
     if kind == "people":
         return simulate.scenario_for(people, None, value, delta, BASE, seed)
     if kind == "small":
-        return simulate.small_effects(people, value, BASE, seed)
-    return simulate.null(people, BASE)
+        return scenarios.small_effects(people, value, BASE, seed)
+    return scenarios.null(people, BASE)
 
 
 def init(people_path: str | None) -> None:
@@ -66,11 +73,11 @@ def measure(cfg, sc, run_dir: Path, summary: dict, budget: int, null_eval: bool)
            "planted_mass": float(p[sc.planted].sum()),
            **simulate.ranking_keys(cfg, sc, run_dir, summary)}
     if null_eval:  # held-out eval of the learned top 5 on the whole ARC-Easy test split
-        from prefixopt import evaluate
+        from prefixopt.evaluate import heldout
 
-        ecfg = evaluate.config_for_run(run_dir, bootstrap_samples=1000, seed=cfg.seed,
+        ecfg = heldout.config_for_run(run_dir, bootstrap_samples=1000, seed=cfg.seed,
                                        name=f"test_b{budget}", overwrite=True)
-        res = evaluate.evaluate(ecfg, run_dir, jobs.synthetic_engine_for_run(run_dir))
+        res = heldout.evaluate(ecfg, run_dir, build.synthetic_engine_for_run(run_dir))
         learned = res.summary.filter(res.summary["prefix_kind"] == "learned")
         row["eval_learned_sig"] = bool(learned["significant"].any())
         row["eval_winner"] = bool((learned["significant"] & (learned["diff_vs_none"] > 0)).any())

@@ -17,7 +17,10 @@ import json
 
 import numpy as np
 
-from prefixopt import runs, simulate
+from prefixopt.engines import scenarios
+from prefixopt import runs
+
+from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
@@ -43,9 +46,9 @@ def one(cfg: TrainConfig, kind: str, people, questions) -> dict:
     if kind == "needles":
         sc = simulate.scenario_for(people, None, 5, 0.20, 0.5, cfg.seed)
     elif kind == "field":
-        sc = simulate.planted_field(people, "Philosophy", 0.10, 0.5)
+        sc = scenarios.planted_field(people, "Philosophy", 0.10, 0.5)
     else:
-        sc = simulate.null(people, 0.5)
+        sc = scenarios.null(people, 0.5)
     with runs.temp_run_dir() as run_dir:
         out = simulate.simulate(cfg, sc, people, questions, budget=SCENARIOS[kind],
                                 run_dir=run_dir)

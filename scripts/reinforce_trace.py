@@ -15,8 +15,10 @@ import dataclasses
 
 import numpy as np
 
-from prefixopt import runs, simulate
-from prefixopt import train as train_module
+from prefixopt import runs
+
+from prefixopt.learn import simulate
+from prefixopt.learn import loop as train_module
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people

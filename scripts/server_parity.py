@@ -18,9 +18,9 @@ from prefixopt.benchmarks import load_split
 from prefixopt.config import EngineConfig
 from prefixopt.engines.openai_engine import build_openai_engine
 from prefixopt.engines.vllm_engine import build_engine
-from prefixopt.prompts import build_grid
+from prefixopt.ask.prompts import build_grid
 from prefixopt.records import NO_PERSON
-from prefixopt.scoring import score
+from prefixopt.ask.scoring import score
 
 PREFIXES = [(NO_PERSON, None), (1, "You are Marie Curie."), (2, "You are Napoleon Bonaparte."),
             (3, "You are Confucius.")]

@@ -6,7 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import analysis, evaluate, stats
+from prefixopt.evaluate import compare
+from prefixopt import analysis, stats
+
+from prefixopt.evaluate import heldout
 from prefixopt.errors import PrefixoptError
 
 PEOPLE = pl.DataFrame({
@@ -65,7 +68,7 @@ def test_correct_matrix_and_summary_are_paired():
     meta, mat = stats.correct_matrix(rows.lazy())
     np.testing.assert_array_equal(mat, correct)
     assert meta["prefix_kind"].to_list() == ["none", "learned", "random"]
-    summary, contrasts = stats.summarise(rows, np.random.default_rng(1), 200)
+    summary, contrasts = compare.summarise(rows, np.random.default_rng(1), 200)
     acc = analysis.eval_accuracy(rows.lazy()).collect()
     np.testing.assert_allclose(summary["accuracy"], acc["accuracy"])
     np.testing.assert_allclose(summary["diff_vs_none"], correct.mean(1) - correct[0].mean())
@@ -80,11 +83,11 @@ def test_correct_matrix_and_summary_are_paired():
 
 
 def test_eval_name_is_safe_and_unambiguous():
-    a = evaluate.eval_name("validation[:50%]", None, 0)
-    b = evaluate.eval_name("validation[50%:]", None, 0)
+    a = heldout.eval_name("validation[:50%]", None, 0)
+    b = heldout.eval_name("validation[50%:]", None, 0)
     assert a != b and all(c.isalnum() or c in "_-." for c in a + b)
-    assert evaluate.eval_name("test", None, 0) == "test"
-    assert evaluate.eval_name("test", 100, 3) == "test_n100_seed3"
+    assert heldout.eval_name("test", None, 0) == "test"
+    assert heldout.eval_name("test", 100, 3) == "test_n100_seed3"
 
 
 def test_field_mass_side_by_side_and_alignment():

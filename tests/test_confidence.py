@@ -13,15 +13,17 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt import learners, runs
+from prefixopt import runs
+
+from prefixopt.learn import learners
 from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
-from prefixopt.confidence import paired_effects, shared_questions, top_confidence
+from prefixopt.learn.confidence import paired_effects, shared_questions, top_confidence
 from prefixopt.config import TrainConfig
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.people import load_people
-from prefixopt.pooling import beta_mean_sd
-from prefixopt.ttts import TopTwoThompson
+from prefixopt.learn.pooling import beta_mean_sd
+from prefixopt.learn.ttts import TopTwoThompson
 
 
 def table(acc: dict[int, float], iterations: int, per_iter: list[list[int]] | None = None,

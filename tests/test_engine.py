@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from prefixopt.learn.job import prepare_train, run_train
 from prefixopt import runs
-from prefixopt.prompts import build_grid, persona
+from prefixopt.ask.prompts import build_grid, persona
 from prefixopt.records import NO_PERSON, Question, Request
 
 QS = [
@@ -184,13 +185,12 @@ def test_one_iteration_mixes_three_scoring_modes_in_one_engine_call(real_engine,
     and ONE llm.generate with every kind of request (a cloze re-run may add a small second)."""
     from conftest import WrappedEngine
 
-    from prefixopt import jobs
     from prefixopt.config import TaskConfig, TrainConfig
 
     cfg = TrainConfig(task=TaskConfig(benchmark="arc_easy,mmlu,gsm8k", data_dir=str(bench_dir)),
                       train_split="test[:20]", iterations=1, samples_per_iteration=2,
                       batch_size=3, output_dir=str(tmp_path))
-    job = jobs.prepare_train(cfg)
+    job = prepare_train(cfg)
     generate_calls = []
     real_generate = real_engine.llm.generate
 
@@ -202,7 +202,7 @@ def test_one_iteration_mixes_three_scoring_modes_in_one_engine_call(real_engine,
 
     monkeypatch.setattr(real_engine.llm, "generate", counting)
     engine = WrappedEngine(real_engine)
-    summary = jobs.run_train(job, engine)
+    summary = run_train(job, engine)
     assert summary["iterations_done"] == 1
     assert len(engine.calls) == 1 and sorted(set(engine.calls[0])) == ["cloze", "generate",
                                                                         "letter"]

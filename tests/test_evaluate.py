@@ -11,7 +11,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import cli, eval_summary, evaluate, jobs, runs, simulate
+from prefixopt.engines import build
+from prefixopt.engines import scenarios
+from prefixopt.learn.job import prepare_train
+from prefixopt import cli, runs
+
+from prefixopt.evaluate import export
+
+from prefixopt.evaluate import heldout
+
+from prefixopt import pipeline
+
 from prefixopt.config import EvalConfig, TaskConfig
 from prefixopt.engines import synthetic
 from prefixopt.errors import PrefixoptError
@@ -53,7 +63,7 @@ def simulate_run(tmp: Path, name: str, *extra: str) -> Path:
 
 def planted_engine(run_dir: Path, delta: float = 0.2, seed: int = 0):
     people = runs.run_people(run_dir)
-    scenario = simulate.planted_field(people, "Science", delta, 0.5)
+    scenario = scenarios.planted_field(people, "Science", delta, 0.5)
     return synthetic.SyntheticEngine(people, scenario.accuracy, 0.5, 1.0, seed)
 
 
@@ -64,8 +74,8 @@ def sim_run(tmp_path_factory) -> Path:
 
 def test_eval_files_schema_and_one_engine_call(sim_run):
     engine = CountingEngine(planted_engine(sim_run))
-    cfg = evaluate.config_for_run(sim_run, num_questions=60, bootstrap_samples=300)
-    res = evaluate.evaluate(cfg, sim_run, engine)
+    cfg = heldout.config_for_run(sim_run, num_questions=60, bootstrap_samples=300)
+    res = heldout.evaluate(cfg, sim_run, engine)
     assert engine.calls == 1
     assert res.name == "test_n60_seed0"
     rows = runs.scan(sim_run, "eval/test_n60_seed0").collect()
@@ -107,9 +117,9 @@ def test_overlap_guard_cli(sim_run, capsys):
 
 
 def test_allow_overlap(sim_run):
-    cfg = evaluate.config_for_run(sim_run, eval_split="train", num_questions=40,
+    cfg = heldout.config_for_run(sim_run, eval_split="train", num_questions=40,
                                   allow_overlap=True, bootstrap_samples=200, num_random=1)
-    res = evaluate.evaluate(cfg, sim_run, planted_engine(sim_run))
+    res = heldout.evaluate(cfg, sim_run, planted_engine(sim_run))
     assert res.overlap > 0
     assert (sim_run / "eval" / "train_n40_seed0_summary.parquet").is_file()
 
@@ -122,14 +132,14 @@ def test_named_people_without_a_run(tmp_path):
     cfg = EvalConfig(task=TaskConfig(benchmark="arc_easy"), top_k=0, num_random=0,
                      people_names=("albert einstein",), num_questions=30,
                      bootstrap_samples=200, output_dir=str(tmp_path), run_name="named")
-    res = evaluate.evaluate(cfg, None, engine)
+    res = heldout.evaluate(cfg, None, engine)
     assert res.run_dir == tmp_path / "named"
     assert runs.read_config(res.run_dir)["kind"] == "eval"
     kinds = res.summary["prefix_kind"].to_list()
     assert kinds == ["none", "handwritten", "handwritten", "named"]
     assert res.summary["prefix"][-1] == "Albert Einstein"
     with pytest.raises(PrefixoptError, match="no person named"):
-        evaluate.evaluate(EvalConfig(people_names=("Albert Einstien",), top_k=0, num_random=0,
+        heldout.evaluate(EvalConfig(people_names=("Albert Einstien",), top_k=0, num_random=0,
                                      output_dir=str(tmp_path)), None, engine)
 
 
@@ -140,7 +150,7 @@ def test_cli_eval_synthetic_json(sim_run, capsys):
     assert syn["delta"] == pytest.approx(0.2) and syn["base_accuracy"] == 0.5
     assert sorted(syn["planted_person_ids"]) == sorted(science.tolist())
     # and eval --engine synthetic rebuilds exactly that engine
-    rebuilt = jobs.synthetic_engine_for_run(sim_run)
+    rebuilt = build.synthetic_engine_for_run(sim_run)
     np.testing.assert_array_equal(rebuilt.accuracy, planted_engine(sim_run).accuracy)
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", str(sim_run), "--engine", "synthetic", "--num-questions", "50",
@@ -163,9 +173,9 @@ def test_eval_real_engine_tiny_split(sim_run, real_engine):
     """The real vLLM engine with the embedded model: 8 ARC-Easy test questions, top-1 learned,
     1 random, no prefix and the hand-written prompts, in one call. Plumbing only."""
     engine = CountingEngine(real_engine)
-    cfg = evaluate.config_for_run(sim_run, num_questions=8, top_k=1, num_random=1,
+    cfg = heldout.config_for_run(sim_run, num_questions=8, top_k=1, num_random=1,
                                   bootstrap_samples=200, seed=3)
-    res = evaluate.evaluate(cfg, sim_run, engine)
+    res = heldout.evaluate(cfg, sim_run, engine)
     assert engine.calls == 1
     rows = runs.scan(sim_run, f"eval/{res.name}").collect()
     assert len(rows) == 5 * 8
@@ -176,18 +186,18 @@ def test_eval_real_engine_tiny_split(sim_run, real_engine):
 
 
 def test_existing_eval_is_not_overwritten(sim_run):
-    cfg = evaluate.config_for_run(sim_run, num_questions=20, bootstrap_samples=100, seed=9,
+    cfg = heldout.config_for_run(sim_run, num_questions=20, bootstrap_samples=100, seed=9,
                                   num_random=0)
-    evaluate.evaluate(cfg, sim_run, planted_engine(sim_run))
+    heldout.evaluate(cfg, sim_run, planted_engine(sim_run))
     before = (sim_run / "eval" / "test_n20_seed9.parquet").read_bytes()
     with pytest.raises(PrefixoptError, match="exists; pass --name"):
-        evaluate.evaluate(cfg, sim_run, planted_engine(sim_run))
+        heldout.evaluate(cfg, sim_run, planted_engine(sim_run))
     assert (sim_run / "eval" / "test_n20_seed9.parquet").read_bytes() == before
     from dataclasses import replace
 
-    res = evaluate.evaluate(replace(cfg, name="again"), sim_run, planted_engine(sim_run))
+    res = heldout.evaluate(replace(cfg, name="again"), sim_run, planted_engine(sim_run))
     assert res.name == "again" and (sim_run / "eval" / "again_summary.parquet").is_file()
-    evaluate.evaluate(replace(cfg, overwrite=True), sim_run, planted_engine(sim_run))
+    heldout.evaluate(replace(cfg, overwrite=True), sim_run, planted_engine(sim_run))
 
 
 def _arc_row(qid: str, stem: str, answers: tuple[str, ...] = ("alpha", "beta")) -> str:
@@ -217,9 +227,9 @@ def test_eval_drops_questions_that_are_not_held_out(tmp_path):
     run = tmp_path / "leak"
     people = runs.run_people(run)
     engine = synthetic.SyntheticEngine(people, np.full(len(people), 0.5), 0.5, 1.0, 0)
-    res = evaluate.evaluate(evaluate.config_for_run(run, num_random=1, bootstrap_samples=100),
+    res = heldout.evaluate(heldout.config_for_run(run, num_random=1, bootstrap_samples=100),
                             run, engine)
-    payload = eval_summary.result_json(res)  # what --json prints
+    payload = export.result_json(res)  # what --json prints
     assert payload["num_questions"] == 20  # 25 rows: 3 training twins and 2 repeats left out
     rows = runs.scan(run, "eval/test").collect()
     assert set(rows["question_id"]) == {f"arc_easy/e{i}" for i in range(20)}
@@ -233,7 +243,7 @@ def test_eval_drops_questions_that_are_not_held_out(tmp_path):
     assert held["num_questions"] == 20 and held["fewshot_ids"] == recorded
     assert held["fewshot_source"].startswith("the run's")
     assert not set(recorded) & set(rows["question_id"])  # no example is an eval id
-    inputs = evaluate.eval_inputs(evaluate.config_for_run(run, overwrite=True), run)
+    inputs = heldout.eval_inputs(heldout.config_for_run(run, overwrite=True), run)
     assert inputs.fewshot.ids == recorded and held == {**inputs.held_out, "split": "test",
                                                        "num_questions": 20}
 
@@ -245,16 +255,16 @@ def test_eval_of_a_run_without_recorded_fewshot_falls_back(sim_run, bench_dir):
 
     from prefixopt.benchmarks import split_seen
 
-    cfg = evaluate.config_for_run(sim_run, num_questions=50, seed=5)
+    cfg = heldout.config_for_run(sim_run, num_questions=50, seed=5)
     cfg = replace(cfg, task=replace(cfg.task, num_fewshot=3))
     assert "fewshot_ids" not in runs.read_config(sim_run)
-    inputs = evaluate.eval_inputs(cfg, sim_run)
+    inputs = heldout.eval_inputs(cfg, sim_run)
     assert len(inputs.fewshot) == 3 and "drawn with the eval seed" in inputs.held_out[
         "fewshot_source"] and "the run used 0" in inputs.held_out["fewshot_source"]
     _, same_id, same_text = split_seen(inputs.questions, inputs.fewshot)
     assert not same_id and not same_text
     # the shared ARC-Easy test split holds 2 questions of its train split (other ids)
-    full = evaluate.eval_inputs(evaluate.config_for_run(sim_run), sim_run)
+    full = heldout.eval_inputs(heldout.config_for_run(sim_run), sim_run)
     assert full.held_out["train_duplicates"] == 2 and len(full.questions) == 2376 - 2
 
 
@@ -268,9 +278,9 @@ def test_hellaswag_offline_halves_share_no_example_or_context(bench_dir, monkeyp
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
     cfg = TrainConfig(engine=EngineConfig(kind="synthetic"), train_split="validation[:50%]",
                       task=TaskConfig(benchmark="hellaswag", num_fewshot=5))
-    job = jobs.prepare_train(cfg, create=False)
-    (ecfg,) = jobs.eval_configs_for(job, eval_split="validation[50%:]")
-    inputs = jobs.check_eval_for(job, ecfg)
+    job = prepare_train(cfg, create=False)
+    (ecfg,) = pipeline.eval_configs_for(job, eval_split="validation[50%:]")
+    inputs = pipeline.check_eval_for(job, ecfg)
     half = load_split("hellaswag", "validation[50%:]", data_dir=bench_dir)
     assert split_seen(half, job.fewshot)[0] == half  # drawn from the training half only
     assert split_seen(job.questions, job.fewshot)[0] == job.questions  # and taken out of it

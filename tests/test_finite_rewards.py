@@ -17,9 +17,9 @@ from prefixopt.cli import main
 from prefixopt.config import EngineConfig, TaskConfig, TrainConfig
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.errors import PrefixoptError
-from prefixopt.jobs import prepare_train
+from prefixopt.learn.job import prepare_train
 from prefixopt.policy import Policy
-from prefixopt.train import train
+from prefixopt.learn.loop import train
 
 
 class MissingLetterEngine:

@@ -12,16 +12,27 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from prefixopt import confidence, evaluate, jobs, learners, runs, simulate
+from prefixopt.engines import build
+from prefixopt.engines import scenarios
+from prefixopt import runs
+
+from prefixopt.learn import confidence
+
+from prefixopt.evaluate import heldout
+
+
+from prefixopt.learn import learners
+
+from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
 from prefixopt.config import TrainConfig
 from prefixopt.engines.synthetic import SyntheticEngine
-from prefixopt.halving import schedule, start_pool
+from prefixopt.learn.halving import schedule, start_pool
 from prefixopt.people import load_people
-from prefixopt.pooling import beta_mean_sd, eb_prior
+from prefixopt.learn.pooling import beta_mean_sd, eb_prior
 from prefixopt.records import NO_PERSON
-from prefixopt.ttts import TopTwoThompson
+from prefixopt.learn.ttts import TopTwoThompson
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +131,9 @@ def test_ttts_counts_equal_answers_and_eval_reads_ranking(people, questions, tmp
     assert ckpt["ttts_n"].sum() == 6 * 8 * 8
     samples = runs.scan(tmp_path / "t", "samples").collect()
     assert samples.group_by("iteration").agg(pl.col("person_id").n_unique())["person_id"].min() == 8
-    ecfg = evaluate.config_for_run(tmp_path / "t", num_questions=20, top_k=3,
+    ecfg = heldout.config_for_run(tmp_path / "t", num_questions=20, top_k=3,
                                    bootstrap_samples=10)
-    prefixes, *_ = evaluate.eval_prefixes(ecfg, tmp_path / "t", np.random.default_rng(0))
+    prefixes, *_ = heldout.eval_prefixes(ecfg, tmp_path / "t", np.random.default_rng(0))
     learned = [p.row for p in prefixes if p.kind == "learned"]
     assert learned == [int(r) for r in ckpt["ranking"][:3]]  # eval's top-k = the ranking
     meta = runs.read_config(tmp_path / "t")
@@ -176,7 +187,7 @@ def engine_accuracy(run_dir, person_id: int, questions) -> float:
     """What the run's planted engine says of a person: its accuracy over the training split,
     measured by asking (not read from simulate's bookkeeping)."""
     ids = [q.question_id for q in questions]
-    engine = jobs.synthetic_engine_for_run(run_dir)
+    engine = build.synthetic_engine_for_run(run_dir)
     return float(engine.correct(np.full(len(ids), person_id), ids).mean())
 
 
@@ -207,7 +218,7 @@ def test_simulate_json_top_planted_matches_ranking(people_csv, questions, tmp_pa
     # the report shows the learner's own top person (its ranking, not the most probable)
     from pathlib import Path
 
-    from prefixopt.report import build_report
+    from prefixopt.report.page import build_report
 
     text = Path(build_report([out], None)["report_md"]).read_text()
     top_name = people.names[runs.final_ranking(out)[0]]
@@ -218,7 +229,7 @@ def test_simulate_json_top_planted_matches_ranking(people_csv, questions, tmp_pa
 
 
 def test_small_effects_scenario_is_rebuilt_for_eval(people):
-    sc = simulate.small_effects(people, 0.02, 0.5, seed=3)
+    sc = scenarios.small_effects(people, 0.02, 0.5, seed=3)
     assert sc.planted.sum() == pytest.approx(len(people.person_id) / 100, abs=2)
     assert sc.accuracy[sc.planted].min() >= sc.accuracy[~sc.planted].max()
     meta = simulate.scenario_meta(sc, people, 0.5, 1.0, 3)["synthetic"]

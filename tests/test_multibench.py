@@ -12,10 +12,13 @@ import pytest
 from conftest import WrappedEngine
 from typer.testing import CliRunner
 
-from prefixopt import jobs, runs
+from prefixopt.engines import build
+from prefixopt.learn.job import prepare_train, run_train
+from prefixopt import runs
+
 from prefixopt.cli import app
 from prefixopt.config import EngineConfig, TaskConfig, TrainConfig
-from prefixopt.iteration import QuestionPlan, benchmark_names, stratify
+from prefixopt.learn.iteration import QuestionPlan, benchmark_names, stratify
 from prefixopt.policy import Policy
 
 THREE = "arc_easy,mmlu,gsm8k"  # cloze, letter and generate by default
@@ -35,7 +38,7 @@ def _plan_inputs(bench_dir, context=None, batch=12):
     cfg = TrainConfig(task=TaskConfig(benchmark="arc_easy,mmlu", data_dir=str(bench_dir)),
                       batch_size=batch, samples_per_iteration=3, context=context,
                       engine=EngineConfig(kind="synthetic"))
-    job = jobs.prepare_train(cfg, create=False)
+    job = prepare_train(cfg, create=False)
     return job, QuestionPlan(job.questions, ("arc_easy", "mmlu"), batch, (), context)
 
 
@@ -64,9 +67,9 @@ def test_one_engine_call_per_iteration_with_three_scoring_modes(bench_dir, tmp_p
                       train_split="test[:40]", batch_size=9, samples_per_iteration=3,
                       iterations=2, context="benchmark", output_dir=str(tmp_path),
                       engine=EngineConfig(kind="synthetic"))
-    job = jobs.prepare_train(cfg)
-    engine = WrappedEngine(jobs.make_engine(cfg.engine, people=job.people)[0])
-    jobs.run_train(job, engine)
+    job = prepare_train(cfg)
+    engine = WrappedEngine(build.make_engine(cfg.engine, people=job.people)[0])
+    run_train(job, engine)
     assert len(engine.calls) == 2  # ONE call per iteration
     assert all(sorted(set(m)) == ["cloze", "generate", "letter"] for m in engine.calls)
     samples = runs.scan(job.run_dir, "samples").collect()
@@ -157,7 +160,7 @@ def test_contextual_eval_gives_each_question_its_contexts_top_person(bench_dir, 
     assert contexts["n"].sum() == 120 and contexts.height == len(set(subject.values()))
     assert contexts["p_holm"].min() >= contexts["p_value"].min()
     # the report draws the context x field heat map from the checkpoint's context policies
-    from prefixopt.report import build_report, collect_run
+    from prefixopt.report.page import build_report, collect_run
 
     report = build_report([run], None)
     assert any(str(f).endswith("context_field_mass.png") for f in report["figures"])
@@ -171,7 +174,7 @@ def test_multi_benchmark_eval_is_per_benchmark_and_pooled(bench_dir, tmp_path, m
                                                           capsys):
     from prefixopt import stats
     from prefixopt.cli import main
-    from prefixopt.report import collect_run
+    from prefixopt.report.page import collect_run
 
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
     run = tmp_path / "two"

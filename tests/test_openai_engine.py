@@ -13,8 +13,8 @@ from prefixopt.engines.openai_chat import letter_logprobs
 from prefixopt.engines.openai_client import Http, api_key
 from prefixopt.engines.openai_engine import OpenAIEngine
 from prefixopt.errors import PrefixoptError
-from prefixopt.jobs import check_engine
-from prefixopt.prompts import build_grid, persona_placement
+from prefixopt.engines.build import check_engine
+from prefixopt.ask.prompts import build_grid, persona_placement
 from prefixopt.records import NO_PERSON, Question
 
 

@@ -12,14 +12,15 @@ import numpy as np
 import polars as pl
 import pytest
 
+from prefixopt.learn.job import prepare_train, run_train
 from prefixopt import runs
 from prefixopt.benchmarks import load_split
 from prefixopt.config import EngineConfig, TaskConfig, TrainConfig
 from prefixopt.engines.openai_client import EngineUnavailable
 from prefixopt.engines.openai_engine import build_openai_engine
-from prefixopt.prompts import build_grid
+from prefixopt.ask.prompts import build_grid
 from prefixopt.records import NO_PERSON
-from prefixopt.scoring import score
+from prefixopt.ask.scoring import score
 
 pytestmark = pytest.mark.engine
 
@@ -107,13 +108,12 @@ def _train_cfg(server, out, name: str) -> TrainConfig:
 def test_killed_server_then_resume_equals_uninterrupted(vllm_server, people_csv, tmp_path):
     from conftest import WrappedEngine
 
-    from prefixopt import jobs
 
-    full = jobs.prepare_train(replace(_train_cfg(vllm_server, tmp_path, "full"),
+    full = prepare_train(replace(_train_cfg(vllm_server, tmp_path, "full"),
                                       people=people_csv))
-    jobs.run_train(full, _remote(vllm_server, max_retries=1))
+    run_train(full, _remote(vllm_server, max_retries=1))
 
-    part = jobs.prepare_train(replace(_train_cfg(vllm_server, tmp_path, "part"),
+    part = prepare_train(replace(_train_cfg(vllm_server, tmp_path, "part"),
                                       people=people_csv))
 
     def kill_at_third(n, requests, mode):
@@ -122,15 +122,15 @@ def test_killed_server_then_resume_equals_uninterrupted(vllm_server, people_csv,
 
     engine = WrappedEngine(_remote(vllm_server, max_retries=1), kill_at_third)
     with pytest.raises(EngineUnavailable, match=r"--resume .*part") as err:
-        jobs.run_train(part, engine)
+        run_train(part, engine)
     assert "\n" not in str(err.value) and vllm_server.url.split("/v1")[0] in str(err.value)
     done = runs.scan(part.run_dir, "iterations").collect()
     assert done["iteration"].to_list() == [0, 1]  # nothing of the failed iteration
 
     vllm_server.restart()
     vllm_server.wait_ready()
-    resumed = jobs.prepare_train(runs.read_train_config(part.run_dir), resume=part.run_dir)
-    jobs.run_train(resumed, _remote(vllm_server))
+    resumed = prepare_train(runs.read_train_config(part.run_dir), resume=part.run_dir)
+    run_train(resumed, _remote(vllm_server))
     for table in ("answers", "samples"):
         a = runs.scan(full.run_dir, table).collect()
         b = runs.scan(part.run_dir, table).collect()
@@ -174,7 +174,7 @@ def test_cli_run_and_only_baseline_through_the_server(vllm_server, people_csv, t
 
 
 def test_bench_through_the_server(vllm_server):
-    from prefixopt.bench_remote import run_remote_bench
+    from prefixopt.bench.remote import run_remote_bench
 
     res = run_remote_bench(EngineConfig(kind="openai", base_url=vllm_server.url), k=2, b=3,
                            repeats=1)

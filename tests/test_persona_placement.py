@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from prefixopt.benchmarks import load_split
-from prefixopt.prompts import build_grid, persona_placement
+from prefixopt.ask.prompts import build_grid, persona_placement
 
 RAISES = (  # Gemma's way: a system message is an error
     "{% for m in messages %}{% if m['role'] == 'system' %}"

@@ -8,7 +8,7 @@ import pytest
 from prefixopt.benchmarks import get_task
 from prefixopt.benchmarks.task import LETTER_INSTRUCTION
 from prefixopt.errors import PrefixoptError
-from prefixopt.prompts import build_grid, fewshot_examples, persona
+from prefixopt.ask.prompts import build_grid, fewshot_examples, persona
 from prefixopt.records import NO_PERSON, Question
 
 

@@ -13,7 +13,11 @@ import polars as pl
 import pytest
 from test_evaluate import planted_engine, simulate_run
 
-from prefixopt import cli, evaluate, report, runs
+from prefixopt import cli, runs
+
+from prefixopt.evaluate import heldout
+
+from prefixopt.report import page
 from prefixopt.engines import synthetic
 from prefixopt.people import load_people
 from prefixopt.records import NO_PERSON
@@ -27,14 +31,14 @@ def two_runs(tmp_path_factory):
     a = simulate_run(tmp, "field")
     b = simulate_run(tmp, "null", "--null", "--seed", "1")
     for run, delta, seed in ((a, 0.2, 0), (b, 0.0, 1)):
-        cfg = evaluate.config_for_run(run, num_questions=120, bootstrap_samples=500)
-        evaluate.evaluate(cfg, run, planted_engine(run, delta, seed))
+        cfg = heldout.config_for_run(run, num_questions=120, bootstrap_samples=500)
+        heldout.evaluate(cfg, run, planted_engine(run, delta, seed))
     return a, b
 
 
 def test_report_numbers_equal_direct_computation(two_runs):
     run, _ = two_runs
-    res = report.build_report([run])
+    res = page.build_report([run])
     nums = res["numbers"][run.name]
     # training curve: straight from the iterations Parquet parts
     iters = pl.read_parquet(run / "iterations" / "*.parquet").sort("iteration")
@@ -126,7 +130,7 @@ def test_report_numbers_equal_direct_computation(two_runs):
 
 def test_report_several_runs(two_runs, tmp_path):
     a, b = two_runs
-    res = report.build_report([a, b], tmp_path / "cmp")
+    res = page.build_report([a, b], tmp_path / "cmp")
     cmp_ = res["numbers"]["comparison"]
     pa = np.load(a / "checkpoints" / "latest.npz")["probs"]
     pb = np.load(b / "checkpoints" / "latest.npz")["probs"]
@@ -190,8 +194,8 @@ def test_curse_gap_is_zero_without_selection_when_the_splits_differ(tmp_path, be
                   "--people", str(people_csv), "--budget", "2560", "--out", str(run)])
     assert exc.value.code in (0, None)
     engine = synthetic.SyntheticEngine(runs.run_people(run), np.full(20, 0.5), 0.5, 20.0, 0)
-    cfg = evaluate.config_for_run(run, bootstrap_samples=200, num_random=2)
-    res = evaluate.evaluate(cfg, run, engine)
+    cfg = heldout.config_for_run(run, bootstrap_samples=200, num_random=2)
+    res = heldout.evaluate(cfg, run, engine)
     learned = res.summary.filter(pl.col("prefix_kind") == "learned")
     # nothing was selected: the curse is about 0 (training reward minus held-out accuracy, the
     # gap as it was, is about 70 - 30 points here)
@@ -201,7 +205,7 @@ def test_curse_gap_is_zero_without_selection_when_the_splits_differ(tmp_path, be
     assert learned["train_questions"].min() > 0
     assert (learned["train_minus_heldout"] > 0.3).all()
     assert (learned["none_train_minus_heldout"] > 0.3).all()
-    text = (Path(report.build_report([run])["report_md"])).read_text()
+    text = (Path(page.build_report([run])["report_md"])).read_text()
     assert "Winner's curse of the learned people (selection alone)" in text
 
 
@@ -218,7 +222,7 @@ def test_report_reads_an_eval_made_before_the_curse_baseline(two_runs, tmp_path)
                  "train_minus_heldout", "none_train_minus_heldout", "curse_note").with_columns(
         curse_gap=pl.col("train_reward") - pl.col("accuracy"))
     old.write_parquet(path)
-    res = report.build_report([run])
+    res = page.build_report([run])
     ev = res["numbers"][run.name]["eval/test_n120_seed0"]
     learned = old.filter(pl.col("prefix_kind") == "learned")
     for prefix, gap in learned.select("prefix", "curse_gap").iter_rows():
@@ -233,7 +237,7 @@ def test_curse_columns_from_a_hand_made_training_baseline(bench_dir):
     """prefixes.people_columns on hand-made training answers: the difference of differences
     by hand, repeats weighted, a training question shown as a few-shot example left out of both
     sides, no prefix's answers taken off the end of the one call."""
-    from prefixopt import prefixes
+    from prefixopt.evaluate import prefixes
     from prefixopt.benchmarks import load_split
     from prefixopt.records import Answer
 

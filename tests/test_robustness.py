@@ -9,7 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefixopt import robustness, stats
+from prefixopt.engines import build
+from prefixopt.evaluate import compare
+from prefixopt import stats
+
+from prefixopt.evaluate import robustness
 from prefixopt.cli import main
 
 
@@ -70,8 +74,8 @@ def test_summarise_uses_the_clustered_p_when_questions_cluster():
         "prefix": ["(none)"] * 200 + ["X"] * 200, "person_id": [-1] * 200 + [7] * 200,
         "question_id": q + q, "correct": np.concatenate([none, better]),
         "cluster": list(np.repeat(["a", "b", "c", "d"], 50)) * 2})
-    plain, _ = stats.summarise(rows.drop("cluster"), np.random.default_rng(0), 2000)
-    clustered, _ = stats.summarise(rows, np.random.default_rng(0), 2000)
+    plain, _ = compare.summarise(rows.drop("cluster"), np.random.default_rng(0), 2000)
+    clustered, _ = compare.summarise(rows, np.random.default_rng(0), 2000)
     assert bool(plain["significant"][1]) and not bool(clustered["significant"][1])
     assert clustered["p_holm"][1] >= clustered["p_cluster"][1] > 0.05
     assert clustered["p_value"][1] == plain["p_value"][1]  # McNemar is still shown
@@ -134,7 +138,6 @@ def test_eval_json_has_the_ceiling_and_the_ensemble(bench_dir, tmp_path, monkeyp
 
 def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_dir, tmp_path,
                                                                        monkeypatch, capsys):
-    from prefixopt import jobs
 
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
     run = tmp_path / "sim"
@@ -142,7 +145,7 @@ def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_di
         main(["simulate", "--planted-field", "Science", "--delta", "0.3", "--budget", "4000",
               "--seed", "2", "--out", str(run)])
     calls = []
-    make = jobs.make_engine
+    make = build.make_engine
 
     def counting(*args, **kwargs):
         engine, start = make(*args, **kwargs)
@@ -151,7 +154,7 @@ def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_di
                                                    run_(requests, mode, **kw))[1]
         return engine, start
 
-    monkeypatch.setattr(jobs, "make_engine", counting)
+    monkeypatch.setattr(build, "make_engine", counting)
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
         main(["eval", str(run), "--num-questions", "60", "--formats", "chat,harness",
@@ -171,7 +174,7 @@ def test_formats_are_scored_in_one_call_and_a_finding_must_survive_both(bench_di
 
 
 def test_compare_keeps_only_what_is_significant_in_every_format():
-    from prefixopt.eval_variants import compare
+    from prefixopt.evaluate.variants import compare
 
     class R:  # the two fields compare reads of an EvalResult
         def __init__(self, name, acc, diff, sig):

@@ -71,7 +71,7 @@ def test_eval_tables_with_split_syntax(tmp_path):
 
 
 def test_one_slug_for_splits_and_eval_names():
-    from prefixopt.evaluate import eval_name
+    from prefixopt.evaluate.heldout import eval_name
 
     for split in ("validation[:50%]", "validation[50%:]", "test[:40]", "test", "a+b"):
         name = eval_name(split, None, 0)

@@ -9,7 +9,7 @@ import pytest
 
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON, Question, Request, Response
-from prefixopt.scoring import cloze_norm_pred, judge, resolve_scoring, score
+from prefixopt.ask.scoring import cloze_norm_pred, judge, resolve_scoring, score
 
 Q = Question("arc_easy/q", "arc_easy", "Which is a gas?", ("ice", "steam", "wood", "a very long rock"),
              ("A", "B", "C", "D"), "B")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from prefixopt import serve
+from prefixopt.engines import serve
 from prefixopt.cli import main
 from prefixopt.config import EngineConfig
 from prefixopt.errors import PrefixoptError

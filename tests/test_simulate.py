@@ -1,5 +1,5 @@
 """The synthetic engine and `prefixopt simulate`: answers are deterministic per (person,
-question), judge correctly through prefixopt.scoring, follow the planted accuracies, and the
+question), judge correctly through prefixopt.ask.scoring, follow the planted accuracies, and the
 learner finds a planted field far more than noise alone concentrates a policy."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from prefixopt.benchmarks import load_split
 from prefixopt.cli import app
 from prefixopt.engines import synthetic
 from prefixopt.people import load_people
-from prefixopt.prompts import build_grid
+from prefixopt.ask.prompts import build_grid
 from prefixopt.records import NO_PERSON
-from prefixopt.scoring import score
+from prefixopt.ask.scoring import score
 
 
 @pytest.fixture(scope="module")

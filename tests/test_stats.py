@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
+from prefixopt.evaluate import compare
 from prefixopt import stats
 
 
@@ -140,7 +141,7 @@ def test_random_people_are_resampled_with_the_questions():
     correct = np.zeros((7, q), bool)
     correct[2:4] = True  # random people 2 and 3
     rows = _eval_rows(correct, ["none", "learned"] + ["random"] * 5, [-1, 7, 11, 12, 13, 14, 15])
-    _, contrasts = stats.summarise(rows, stats.stats_rng(0), 10_000)
+    _, contrasts = compare.summarise(rows, stats.stats_rng(0), 10_000)
     by = {c.name: c for c in contrasts}
     rvn = by["random vs none"]
     assert rvn.diff == pytest.approx(0.4)
@@ -162,7 +163,7 @@ def test_questions_only_contrasts_keep_their_numbers():
     kinds = ["none", "learned", "learned", "random", "random", "random", "handwritten",
              "handwritten", "random"]
     rows = _eval_rows(correct, kinds, [-1, 1, 2, 3, 4, 5, -1, -1, 6])
-    _, contrasts = stats.summarise(rows, stats.stats_rng(3), 1000)
+    _, contrasts = compare.summarise(rows, stats.stats_rng(3), 1000)
     ref = stats.stats_rng(3)
     for c in correct:  # summarise's per-prefix bootstraps come first
         stats.compare_to_none(c, correct[0], ref, 1000)

@@ -15,7 +15,10 @@ import pytest
 from conftest import WrappedEngine
 from typer.testing import CliRunner
 
-from prefixopt import cli, runs, stats, study
+from prefixopt import cli, runs, stats
+
+from prefixopt.study import grid
+from prefixopt.study.manifest import read_manifest
 from prefixopt.cli import app
 
 TIMING = ["generate_s", "wall_s", "host_s"]
@@ -100,23 +103,23 @@ def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, mon
     assert whole["cells"][0]["evals"] == {"arc_easy": "test_n30_seed0", "mmlu": "transfer_mmlu"}
 
     # the engine dies in the third cell's third iteration: cells 1-2 make 2 train + 2 eval calls
-    real = study.build_engine
+    real = grid.build_engine
 
     def die(n, requests, mode):
         if n == 4 + 4 + 3:
             raise RuntimeError("killed")
 
-    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (
+    monkeypatch.setattr(grid, "build_engine", lambda plan, ecfg: (
         WrappedEngine(real(plan, ecfg)[0], die), 0.0))
     spec = _spec(tmp_path, "half")
     killed = CliRunner().invoke(app, ["study", str(spec), "--json"])
     assert killed.exit_code != 0 and isinstance(killed.exception, RuntimeError)
-    manifest = study.read_manifest(tmp_path / "studies" / "half")
+    manifest = read_manifest(tmp_path / "studies" / "half")
     assert [c["status"] for c in manifest["cells"]] == ["done", "done", "failed"] + ["pending"] * 5
     third = tmp_path / "studies" / "half" / manifest["cells"][2]["run_dir"]
     assert len(list((third / "iterations").glob("*.parquet"))) == 2  # half of its 4
 
-    monkeypatch.setattr(study, "build_engine", real)
+    monkeypatch.setattr(grid, "build_engine", real)
     assert "--resume" in _fails(capsys, str(spec))  # the study exists: refused without it
     changed = _spec(tmp_path, "half", budgets="[64, 256]")
     assert "differs" in _fails(capsys, str(changed), "--resume")
@@ -131,13 +134,13 @@ def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, mon
 
 def test_one_engine_per_model_and_the_transfer_matrix_by_hand(tmp_path, monkeypatch):
     calls = []
-    real = study.build_engine
+    real = grid.build_engine
 
     def counting(plan, ecfg):
         calls.append(ecfg.model)
         return real(plan, ecfg)
 
-    monkeypatch.setattr(study, "build_engine", counting)
+    monkeypatch.setattr(grid, "build_engine", counting)
     out = _study(str(_spec(tmp_path, models='["model-a", "model-b"]', budgets="[64]")))
     assert calls == ["model-a", "model-b"] and len(out["cells"]) == 8
     assert {c["model"] for c in out["cells"]} == {"model-a", "model-b"}
@@ -200,7 +203,7 @@ def test_one_engine_per_model_and_the_transfer_matrix_by_hand(tmp_path, monkeypa
 
 
 def test_spec_errors_are_one_line_before_any_engine(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(study, "build_engine", lambda *a: pytest.fail("engine built"))
+    monkeypatch.setattr(grid, "build_engine", lambda *a: pytest.fail("engine built"))
     cases = {
         "[grid]\nbogus = [1]\n": "unknown",
         "[train]\nseed = 3\n": "valid:",
@@ -223,13 +226,13 @@ def test_spec_errors_are_one_line_before_any_engine(tmp_path, monkeypatch, capsy
 
 
 def test_grid_axes_ids_and_evals_of_a_plan(tmp_path):
-    from prefixopt.study_spec import load_spec
+    from prefixopt.study.spec import load_spec
 
     spec = _spec(tmp_path, "axes", budgets="[64]")
     text = spec.read_text().replace('benchmarks = ["arc_easy", "mmlu"]',
                                     'benchmarks = ["arc_easy,mmlu", "mmlu"]')
     spec.write_text(text.replace("seeds = [0, 1]", "seeds = [0]\nlearning_rate = [0.05, 0.1]"))
-    plan = study.prepare(load_spec(spec))  # checks and loads; creates nothing
+    plan = grid.prepare(load_spec(spec))  # checks and loads; creates nothing
     assert not (tmp_path / "studies").exists()
     ids = [c.id for c in plan.cells]
     assert ids == ["smollm2-135m__arc_easy+mmlu__b64__s0__learning_rate-0.05",
@@ -241,7 +244,7 @@ def test_grid_axes_ids_and_evals_of_a_plan(tmp_path):
     assert cell.cfg.task.benchmark == "arc_easy,mmlu" and cell.cfg.engine.kind == "synthetic"
     assert cell.group == "smollm2-135m__arc_easy+mmlu__learning_rate-0.1"
     # a multi-benchmark run evaluates each of its benchmarks; the mmlu run transfers to arc
-    names = {c.id: {b: study._eval_name(e) for b, e in plan.evals[c.id].items()}
+    names = {c.id: {b: grid._eval_name(e) for b, e in plan.evals[c.id].items()}
              for c in plan.cells}
     assert names[cell.id] == {"arc_easy": "arc_easy_test_n30_seed0",
                               "mmlu": "mmlu_test_n30_seed0"}
@@ -252,7 +255,7 @@ def test_grid_axes_ids_and_evals_of_a_plan(tmp_path):
 
 
 def test_example_specs_parse():
-    from prefixopt.study_spec import cells, load_spec
+    from prefixopt.study.spec import cells, load_spec
 
     examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
     assert examples
@@ -264,13 +267,13 @@ def test_example_specs_parse():
 def test_ctrl_c_stops_after_the_iteration_and_resume_finishes(tmp_path, monkeypatch):
     import signal
 
-    real = study.build_engine
+    real = grid.build_engine
 
     def ctrl_c(n, requests, mode):  # the first Ctrl-C lets the iteration finish, then it stops
         if n == 1:
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(study, "build_engine", lambda plan, ecfg: (
+    monkeypatch.setattr(grid, "build_engine", lambda plan, ecfg: (
         WrappedEngine(real(plan, ecfg)[0], ctrl_c), 0.0))
     spec = _spec(tmp_path, "ctrl", budgets="[64]")
     stopped = CliRunner().invoke(app, ["study", str(spec), "--json"])
@@ -280,5 +283,5 @@ def test_ctrl_c_stops_after_the_iteration_and_resume_finishes(tmp_path, monkeypa
     assert out["report"] is None and not out["complete"]
     first = Path(out["cells"][0]["run_dir"])
     assert len(list((first / "iterations").glob("*.parquet"))) == 1  # its iteration was kept
-    monkeypatch.setattr(study, "build_engine", real)
+    monkeypatch.setattr(grid, "build_engine", real)
     assert _study(str(spec), "--resume")["complete"]

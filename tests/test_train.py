@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from prefixopt.learn.job import prepare_train
 from prefixopt import runs
 from prefixopt.cli import app, main
 from prefixopt.config import TrainConfig, to_json
@@ -144,14 +145,13 @@ def test_fewshot_examples_are_never_training_questions_and_are_recorded(people_c
                                                                          bench_dir, capsys):
     """ARC's few-shot split is its training split: the examples leave the training questions,
     none is a held-out (test) question, config.json records them, a resume reuses them."""
-    from prefixopt import jobs
     from prefixopt.benchmarks import load_split, text_hash
 
     _train(people_csv, tmp_path, "--iterations", "2", "--run-name", "fs", "--num-fewshot", "3",
            "--data-dir", str(bench_dir))
     run = tmp_path / "fs"
     cfg = runs.read_train_config(run)
-    new = jobs.prepare_train(cfg, create=False)  # what a fresh run with these options gets
+    new = prepare_train(cfg, create=False)  # what a fresh run with these options gets
     shots = {q.question_id for q in new.fewshot}
     assert len(shots) == 3 and not shots & {q.question_id for q in new.questions}
     texts = {text_hash(q) for q in new.fewshot}
@@ -161,7 +161,7 @@ def test_fewshot_examples_are_never_training_questions_and_are_recorded(people_c
     asked = set(runs.scan(run, "answers").select("question_id").collect()["question_id"])
     ids = runs.read_config(run)["fewshot_ids"]["arc_easy"]
     assert not asked & set(ids) and set(ids) == shots
-    job = jobs.prepare_train(cfg, resume=run)
+    job = prepare_train(cfg, resume=run)
     assert job.fewshot.ids == ids  # the recorded ones, in their order
     # a run from before the record cannot be resumed with other examples: one line
     meta = runs.read_config(run)
@@ -178,8 +178,8 @@ def test_real_engine_short_train(real_engine, people_csv, bench_dir, tmp_path):
     """Plumbing on the embedded model: files, schema, token counts, the policy moved."""
     from prefixopt.benchmarks import load_split
     from prefixopt.people import load_people
-    from prefixopt.prompts import fewshot_examples
-    from prefixopt.train import train
+    from prefixopt.ask.prompts import fewshot_examples
+    from prefixopt.learn.loop import train
 
     cfg = TrainConfig(iterations=2, samples_per_iteration=2, batch_size=4, people=people_csv,
                       checkpoint_every=1)

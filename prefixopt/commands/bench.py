@@ -7,6 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.bench.remote import run_remote_bench
+from prefixopt.commands.enginelog import header
+from prefixopt.bench.local import run_bench
+from prefixopt.commands.enginelog import engine_output
+from prefixopt.config import EngineConfig
+from prefixopt.engines.build import check_engine
 
 
 def _table(res: dict[str, Any]) -> None:
@@ -51,9 +57,6 @@ def _table(res: dict[str, Any]) -> None:
 def _remote(cfg: Any, benchmark: str, scoring: str | None, prompt_format: str,
             num_fewshot: int, k: int, b: int, repeats: int, data_dir: str | None,
             people: str | None, seed: int, json_out: bool) -> None:
-    from prefixopt.bench_remote import run_remote_bench
-    from prefixopt.commands.enginelog import header
-
     header("bench", cfg, None)
     res = run_remote_bench(cfg, benchmark=benchmark, scoring=scoring,
                            prompt_format=prompt_format, num_fewshot=num_fewshot, k=k, b=b,
@@ -117,10 +120,6 @@ def register(app: typer.Typer) -> None:
         repeats: Annotated[int, typer.Option(help="--engine openai: timed iterations")] = 3,
     ) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
-        from prefixopt.bench import run_bench
-        from prefixopt.commands.enginelog import engine_output, header
-        from prefixopt.config import EngineConfig
-        from prefixopt.jobs import check_engine
 
         cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
                            block_size=block_size, kind=engine, base_url=base_url, api=api,

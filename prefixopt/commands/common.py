@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from prefixopt.errors import PrefixoptError
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -51,8 +52,6 @@ def print_json(payload: Any) -> None:
 
 
 def run_app(app: typer.Typer, args: list[str]) -> None:
-    from prefixopt.errors import PrefixoptError
-
     try:
         app(args=args, standalone_mode=True)
     except PrefixoptError as exc:

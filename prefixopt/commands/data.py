@@ -14,6 +14,11 @@ import typer
 from rich.table import Table
 
 from prefixopt.commands.common import err_console, fail, out_console, print_json
+from prefixopt.benchmarks import resolve_data_dir
+from prefixopt import people as people_table
+from prefixopt import people_build
+from prefixopt import benchmarks, models
+from prefixopt.people import filter_people, load_people, people_counts
 
 DataDirOpt = Annotated[
     Path | None,
@@ -33,8 +38,6 @@ def _status(line: str) -> None:
 
 
 def _status_table(rows: list[dict[str, Any]], data_dir: Path | None) -> Table:
-    from prefixopt.benchmarks import resolve_data_dir
-
     root = resolve_data_dir(data_dir)
     where = f"local files under {root}" if root is not None else "no local data dir"
     table = Table(title=f"benchmarks ({where}; hub = read with `datasets`)")
@@ -53,13 +56,10 @@ def _status_table(rows: list[dict[str, Any]], data_dir: Path | None) -> Table:
 def _setup_people(out: Path | None, source: Path | None, rebuild: bool) -> tuple[Path, int, bool]:
     """Validate the people CSV (the committed one by default), or first rebuild it from
     Pantheon. Returns (path, rows, written); prints one status line."""
-    from prefixopt import people
 
-    path = out or people.DEFAULT_PEOPLE_PATH
+    path = out or people_table.DEFAULT_PEOPLE_PATH
     written = False
     if rebuild:
-        from prefixopt import people_build
-
         source = source or people_build.DEFAULT_PANTHEON_PATH
         path, written = people_build.write_people(path, source, force=True)
         state = f"rebuilt from {source}" if written else f"up to date with {source}"
@@ -70,7 +70,7 @@ def _setup_people(out: Path | None, source: Path | None, rebuild: bool) -> tuple
         )
     else:
         state = "checked"
-    n = len(people.load_people(path))
+    n = len(people_table.load_people(path))
     _status(f"people: {path} ({n:,} people, {state})")
     return path, n, written
 
@@ -109,7 +109,6 @@ def setup(
 ) -> None:
     """Check notable_people_10k.csv (or rebuild it), prepare the embedded model, check the
     benchmark data."""
-    from prefixopt import benchmarks, models
 
     rebuild = rebuild_people or force or people_source is not None
     path, n, written = _setup_people(out, people_source, rebuild)
@@ -137,7 +136,6 @@ def setup(
 
 def data(data_dir: DataDirOpt = None, json: JsonOpt = False) -> None:
     """List benchmarks, splits, row counts and where each is read from."""
-    from prefixopt import benchmarks
 
     rows = benchmarks.split_status(data_dir)
     if json:
@@ -166,7 +164,6 @@ def people(
     json: JsonOpt = False,
 ) -> None:
     """Browse and filter the people table."""
-    from prefixopt.people import filter_people, load_people, people_counts
 
     table_ = load_people(people_path)
     frame = filter_people(

@@ -15,9 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from prefixopt.engines import build
 from prefixopt.commands.common import err_console, out_console
 from prefixopt.config import EngineConfig
 from prefixopt.errors import PrefixoptError
+from prefixopt import device
+from prefixopt.models import locate
+from prefixopt.ask.prompts import persona_placement
 
 
 @contextlib.contextmanager
@@ -78,8 +82,6 @@ def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
         err_console.print(f"prefixopt {command}: {cfg.kind} engine (no LLM){where}", highlight=False,
                           soft_wrap=True)
         return
-    from prefixopt import device
-    from prefixopt.models import locate
 
     cuda = device.cuda_available()
     flags = device.cpu_flags()
@@ -94,20 +96,19 @@ def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
 def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
                    verbose: bool = False, **engine_args: Any) -> Iterator[tuple[Any, float]]:
     """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s)."""
-    from prefixopt import jobs
 
     header(command, cfg, run_dir)
     if cfg.kind == "synthetic":  # nothing to silence
-        yield jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        yield build.make_engine(cfg, run_dir=run_dir, **engine_args)
         return
     if cfg.kind == "openai":  # a remote engine prints nothing of its own
-        engine, start_s = jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        engine, start_s = build.make_engine(cfg, run_dir=run_dir, **engine_args)
         placement_note(engine)
         yield engine, start_s
         return
     log = Path(run_dir) / "engine.log" if run_dir is not None else None
     with engine_output(log, verbose):
-        engine, start_s = jobs.make_engine(cfg, run_dir=run_dir, **engine_args)
+        engine, start_s = build.make_engine(cfg, run_dir=run_dir, **engine_args)
         placement_note(engine)
         yield engine, start_s
 
@@ -115,7 +116,6 @@ def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
 def placement_note(engine: Any) -> None:
     """Say once when the chat template has no system role (the persona then opens the user
     turn; config.json records it as persona_placement)."""
-    from prefixopt.prompts import persona_placement
 
     if persona_placement(engine) == "user":
         err_console.print("note: this model's chat template has no system role; the persona "

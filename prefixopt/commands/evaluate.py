@@ -11,10 +11,17 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from prefixopt.engines import build
 from prefixopt.commands.common import err_console, fail, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import EVAL_CMD, with_options
-from prefixopt.report_text import pts
+from prefixopt.report.prose import pts
+from prefixopt.evaluate import export
+from prefixopt.evaluate import variants as eval_variants
+from prefixopt.evaluate import heldout as ev
+from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
+from prefixopt.report import page as rp
+from prefixopt.study.page import build_study_report
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -105,12 +112,10 @@ def print_eval(result) -> None:
 @with_options(EVAL_CMD)
 def eval_(ctx: typer.Context, **values: Any) -> None:
     """Held-out evaluation: learned top-k vs no prefix vs random vs hand-written."""
-    from prefixopt import eval_summary, eval_variants, jobs
-    from prefixopt import evaluate as ev
 
     cfg, run = eval_config(values)
     # every check (options, split, name, overlap, people, model) before the engine starts
-    jobs.check_engine(cfg.engine)
+    build.check_engine(cfg.engine)
     if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
     prepared = []  # per benchmark of the run, the variants (one per --formats entry)
@@ -136,22 +141,20 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
         print_eval(result)
     for table in formats:
         print_formats(table)
-    pooled = eval_summary.pooled(results) if len(prepared) > 1 and not formats else []
+    pooled = export.pooled(results) if len(prepared) > 1 and not formats else []
     for c in pooled:
         out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
                           f"[{_pct(c.low, True)}, {_pct(c.high, True)}]")
     if values["json_out"]:
-        print_json(eval_summary.result_json(results[0]) if len(results) == 1 else {
-            "evals": [eval_summary.result_json(r) for r in results],
-            "pooled": [eval_summary.contrast_json(c) for c in pooled],
+        print_json(export.result_json(results[0]) if len(results) == 1 else {
+            "evals": [export.result_json(r) for r in results],
+            "pooled": [export.contrast_json(c) for c in pooled],
             "formats": [t.to_dicts() for t in formats]})
 
 
 def eval_config(values: dict[str, Any]):
     """The eval options -> (EvalConfig, run dir or None): the run's own engine and task
     settings (config.json) unless overridden, or a baseline / named-people eval without a run."""
-    from prefixopt import evaluate as ev
-    from prefixopt.config import EngineConfig, EvalConfig, TaskConfig
 
     run, benchmark = values["run"], values["benchmark"]
     if run is None and benchmark is None:
@@ -186,12 +189,10 @@ def report(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,
 ) -> None:
     """Figures and a summary page for one or several runs, or for a study directory."""
-    from prefixopt import report as rp
 
     if len(runs) > 1 and out is None:
         fail("several runs: give --out DIR for the comparison report")
     if len(runs) == 1 and (runs[0] / "manifest.json").is_file():  # a `prefixopt study` dir
-        from prefixopt.study_report import build_study_report
 
         result = build_study_report(runs[0], out)
     else:

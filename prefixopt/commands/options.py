@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from prefixopt import serve
+from prefixopt.engines import serve
 from prefixopt.benchmarks import BENCHMARKS
 from prefixopt.config import EvalConfig, TrainConfig
 

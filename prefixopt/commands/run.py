@@ -14,6 +14,7 @@ from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.evaluate import print_eval
 from prefixopt.commands.options import EVAL, JOB, TRAIN, eval_options, with_options
 from prefixopt.commands.train import print_train, progress_bar, train_job
+from prefixopt import pipeline
 
 
 def register(app: typer.Typer) -> None:
@@ -21,26 +22,25 @@ def register(app: typer.Typer) -> None:
     @with_options(TRAIN, EVAL, JOB)
     def run_(ctx: typer.Context, **values: Any) -> None:
         """Train, evaluate on held-out questions and write the report, on one engine."""
-        from prefixopt import jobs
 
         job = train_job(ctx, values)  # every check of train and eval before the engine
-        ecfgs = jobs.eval_configs_for(job, **eval_options(values))
+        ecfgs = pipeline.eval_configs_for(job, **eval_options(values))
         for ecfg in ecfgs:
-            jobs.check_eval_for(job, ecfg)
+            pipeline.check_eval_for(job, ecfg)
         quiet = values["json_out"]
 
         def stage(name: str) -> None:
             if not quiet and name != "train":
                 err_console.print(f"[dim]run:[/] {name}", highlight=False)
 
-        if not jobs.needs_engine(job, ecfgs):  # trained and evaluated: only the report is left
-            out = jobs.run_job(job, ecfgs, None, 0.0, None, stage)
+        if not pipeline.needs_engine(job, ecfgs):  # trained and evaluated: only the report is left
+            out = pipeline.run_job(job, ecfgs, None, 0.0, None, stage)
         else:
             with engine_session("run", job.cfg.engine, job.run_dir,
                                 values["verbose"], people=job.people,
                                 seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:
-                out = jobs.run_job(job, ecfgs, eng, s, update, stage)
+                out = pipeline.run_job(job, ecfgs, eng, s, update, stage)
             out["dtype"] = eng.info().get("dtype")
         if quiet:
             out.pop("eval_results", None)

@@ -1,5 +1,5 @@
 """`prefixopt serve`: vLLM's OpenAI-compatible server with prefixopt's engine settings, in the
-foreground until Ctrl-C / SIGTERM. Options -> EngineConfig -> prefixopt.serve; extra `vllm
+foreground until Ctrl-C / SIGTERM. Options -> EngineConfig -> prefixopt.engines.serve; extra `vllm
 serve` arguments go after `--`.
 """
 
@@ -11,6 +11,8 @@ import typer
 
 from prefixopt.commands.common import err_console, out_console
 from prefixopt.commands.options import ENGINE, SERVE, with_options
+from prefixopt.config import EngineConfig
+from prefixopt.engines.serve import Server, serve_foreground, start_server
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +21,6 @@ def register(app: typer.Typer) -> None:
     def serve(ctx: typer.Context, **values: Any) -> None:
         """Serve a model through vLLM's OpenAI API (prefix caching, dtype by device) for
         `--engine openai --base-url URL`; extra `vllm serve` arguments after `--`."""
-        from prefixopt.config import EngineConfig
-        from prefixopt.serve import Server, serve_foreground, start_server
 
         opts = {k: values.pop(k) for k in list(values) if k not in {p.name for p in ENGINE}}
         server = start_server(

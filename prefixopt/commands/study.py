@@ -14,6 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.study import grid as st
+from prefixopt.study.spec import load_spec
+from prefixopt.commands.enginelog import engine_session
 
 
 def study(
@@ -29,8 +32,6 @@ def study(
 ) -> None:
     """Grids of runs: models x benchmarks x budgets x seeds x learner options, one engine per
     model, then one study report (transfer matrix, budget curves, distributions)."""
-    from prefixopt import study as st
-    from prefixopt.study_spec import load_spec
 
     cfg = load_spec(spec)
     if output_dir is not None:
@@ -72,8 +73,6 @@ def _print(out: dict[str, Any], spec: Path) -> None:
 
 
 def _vllm_session(verbose: bool):
-    from prefixopt.commands.enginelog import engine_session
-
     def session(plan, ecfg) -> contextlib.AbstractContextManager:
         return engine_session("study", ecfg, plan.study_dir, verbose)
 

@@ -13,11 +13,15 @@ from typing import Any
 
 import typer
 
+from prefixopt.learn.job import prepare_train, run_train
 from prefixopt.commands.common import err_console, fail, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import JOB, LEARNER, SIMULATE, TRAIN, TRAIN_NAMES, with_options
 from prefixopt.config import TrainConfig, from_dict, to_dict
 from prefixopt.errors import PrefixoptError
+from prefixopt.config import SEED_IGNORED_KEYS, train_config_from_mapping
+from prefixopt import runs
+from prefixopt.learn import simulate as sim
 
 D = TrainConfig()  # defaults shown in --help come from config.py, the one place they live
 ENGINE_KEYS = {f.name for f in dataclasses.fields(D.engine)} - {"seed"}
@@ -39,7 +43,6 @@ def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | No
     config.json (prefixopt.config.train_config_from_mapping)."""
     import json
 
-    from prefixopt.config import SEED_IGNORED_KEYS, train_config_from_mapping
 
     base = D
     if config is not None:
@@ -93,9 +96,8 @@ def progress_bar(total: int, label: str, quiet: bool = False) -> Iterator[Any]:
 
 
 def train_job(ctx: typer.Context, values: dict[str, Any]):
-    """Options -> a checked TrainJob (jobs.prepare_train): a new run from the flags and
+    """Options -> a checked TrainJob (prepare_train): a new run from the flags and
     --config, or --resume DIR as it was configured (only --iterations may change)."""
-    from prefixopt import jobs, runs
 
     opts = {k: v for k, v in values.items() if k in TRAIN_NAMES}
     resume, engine = values["resume"], values["engine"]
@@ -112,7 +114,7 @@ def train_job(ctx: typer.Context, values: dict[str, Any]):
         cfg = resolve_config(ctx, opts, values["config"])
     if given(ctx, "engine") or resume is None:  # a resumed run keeps the engine it was run on
         cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, kind=engine))
-    return jobs.prepare_train(cfg, resume=resume)
+    return prepare_train(cfg, resume=resume)
 
 
 def print_train(summary: dict[str, Any]) -> None:
@@ -127,14 +129,13 @@ def register(app: typer.Typer) -> None:
     @with_options(TRAIN, JOB)
     def train(ctx: typer.Context, **values: Any) -> None:
         """Learn which persona helps on a benchmark (--learner reinforce | halving | ttts)."""
-        from prefixopt import jobs
 
         job = train_job(ctx, values)  # every check passes before the engine starts
         quiet = values["json_out"]
         with engine_session("train", job.cfg.engine, job.run_dir,
                             values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
-            summary = {**jobs.run_train(job, eng, update), "engine_start_s": s,
+            summary = {**run_train(job, eng, update), "engine_start_s": s,
                        "dtype": eng.info().get("dtype")}
         if quiet:
             print_json(summary)
@@ -163,7 +164,6 @@ def register(app: typer.Typer) -> None:
         cfg = resolve_config(ctx, {k: v for k, v in values.items() if k in TRAIN_NAMES}, None)
         cfg = dataclasses.replace(cfg, run_name=None, engine=dataclasses.replace(
             cfg.engine, kind="synthetic"))
-        from prefixopt import simulate as sim
 
         iterations = max(1, budget // (cfg.samples_per_iteration * cfg.batch_size))
         with progress_bar(iterations, "simulate", values["json_out"]) as update:

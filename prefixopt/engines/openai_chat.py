@@ -11,19 +11,18 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from prefixopt.engines.openai_client import post_all
+from prefixopt.engines.openai_client import GREEDY, TOP_LOGPROBS, post_all
 from prefixopt.records import Request, Response
 
 
 def chat_batch(engine: Any, requests: Sequence[Request], modes: Sequence[str], max_tokens: int,
                stop: Sequence[str]) -> tuple[list[Response], int]:
     """(responses in request order, letters missing from the top lists)."""
-    from prefixopt.engines.openai_engine import _GREEDY, TOP_LOGPROBS
 
     bodies = []
     for r, m in zip(requests, modes, strict=True):
         body: dict[str, Any] = {"model": engine.model, "messages": engine.messages(r.prompt),
-                                **_GREEDY}
+                                **GREEDY}
         if m == "generate":
             body["max_tokens"] = max_tokens
             if stop:

@@ -18,6 +18,9 @@ from prefixopt.errors import PrefixoptError
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 BACKOFF_CAP_S = 30.0
+TOP_LOGPROBS = 20  # the most OpenAI's chat API returns per position
+# greedy, and none of a server's or model's default penalties (in-process passes none)
+GREEDY = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
 
 
 class EngineUnavailable(PrefixoptError):

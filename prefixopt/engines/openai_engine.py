@@ -21,18 +21,20 @@ from typing import Any
 
 from prefixopt.config import EngineConfig
 from prefixopt.engines import run_modes
-from prefixopt.engines.openai_client import EngineUnavailable, Http, api_key, get_json, post_all
+from prefixopt.engines.openai_client import (GREEDY, TOP_LOGPROBS, EngineUnavailable, Http, api_key,
+                                             get_json, post_all)
 from prefixopt.engines.tokens import TokenizerSide
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
+from prefixopt.config import DEFAULT_MODEL
+from prefixopt.models import locate
+from prefixopt.engines.openai_chat import chat_batch
+from prefixopt.engines.vllm_cloze import cloze_tokens
 
 APIS = ("auto", "completions", "chat")
-TOP_LOGPROBS = 20  # the most OpenAI's chat API returns per position
 # a chat-API prompt is its messages, encoded in one string so prompts.build_grid's splicing
 # works unchanged: RS role US content, per message
 _RS, _US = "\x1e", "\x1f"
-# greedy, and none of a server's or model's default penalties (in-process passes none)
-_GREEDY = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
 
 
 def build_openai_engine(cfg: EngineConfig) -> OpenAIEngine:
@@ -61,8 +63,6 @@ def build_openai_engine(cfg: EngineConfig) -> OpenAIEngine:
 
 
 def _served_model(cfg: EngineConfig, ids: list[str], url: str) -> str:
-    from prefixopt.config import DEFAULT_MODEL
-
     if cfg.model in ids:
         return cfg.model
     if not ids:  # an endpoint that does not list its models: trust --model
@@ -78,7 +78,6 @@ def _tokenizer(model: str, served: str, root: Any) -> Any:
     server loaded it from (same machine)."""
     from transformers import AutoTokenizer
 
-    from prefixopt.models import locate
 
     tried = []
     for name in dict.fromkeys([model, served, root]):
@@ -146,8 +145,6 @@ class OpenAIEngine(TokenizerSide):
         if not requests:
             return []
         if self.api == "chat":
-            from prefixopt.engines.openai_chat import chat_batch
-
             responses, missing = chat_batch(self, requests, modes, max_tokens, stop)
             self.missing_letters += missing
             return responses
@@ -155,8 +152,6 @@ class OpenAIEngine(TokenizerSide):
 
     def _completions(self, requests: Sequence[Request], modes: list[str], max_tokens: int,
                      stop: Sequence[str]) -> list[Response]:
-        from prefixopt.engines.vllm_cloze import cloze_tokens
-
         cloze = [i for i, m in enumerate(modes) if m == "cloze"]  # request positions
         plain = [i for i, m in enumerate(modes) if m != "cloze"]
         whole_ids, owner, starts = cloze_tokens(self, [requests[i] for i in cloze]) if cloze \
@@ -210,7 +205,7 @@ class OpenAIEngine(TokenizerSide):
         return self.letter_token_ids(request.letters, request.prompt[-1:].isspace())
 
     def _body(self, ids: list[int], **extra: Any) -> dict[str, Any]:
-        body = {"model": self.model, "prompt": ids, **_GREEDY, "repetition_penalty": 1.0,
+        body = {"model": self.model, "prompt": ids, **GREEDY, "repetition_penalty": 1.0,
                 "add_special_tokens": False, **extra}
         return {k: v for k, v in body.items() if v is not None}
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefixopt.records import Request, Response
+from prefixopt.errors import PrefixoptError
 
 FIRST_ROW = "prefixopt_first_logit_row"  # SamplingParams.extra_args key
 TRIM_VLLM_VERSIONS = ("0.32.",)  # the runner internals `trim_prompt_logits` relies on
@@ -113,7 +114,6 @@ def cloze_tokens(engine: Any, requests: Sequence[Request]
     prompt is encode(context + continuation), its continuation the tokens after
     len(encode(context)). Returns (prompt ids per choice, (request, choice) per prompt,
     continuation start per prompt)."""
-    from prefixopt.errors import PrefixoptError
 
     contexts, wholes, owner = [], [], []
     for i, r in enumerate(requests):

@@ -33,18 +33,21 @@ from prefixopt.engines.tokens import TokenizerSide
 from prefixopt.engines.vllm_boot import load_error, mend_aot_cache_load
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
+from prefixopt.models import locate
+from prefixopt import device
+from prefixopt.engines.vllm_cloze import trim_prompt_logits
+from prefixopt.engines.vllm_cloze import cloze_batch
+from prefixopt.engines.vllm_cloze import cloze_tokens
 
 
 def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     """Build the one vLLM engine of this process from an EngineConfig (overrides: extra
     `vllm.LLM` keyword arguments, for measurements)."""
-    from prefixopt.models import locate
 
     model = locate(cfg.model)  # one line and no engine for a missing or unreachable model
 
     import torch
 
-    from prefixopt import device
 
     on_cuda = torch.cuda.is_available()
     dtype = device.resolve_dtype(cfg.dtype, cuda=on_cuda, flags=device.cpu_flags(),
@@ -88,8 +91,6 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
     engine = VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
     if not on_cuda and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
-        from prefixopt.engines.vllm_cloze import trim_prompt_logits
-
         engine.trim_logits = trim_prompt_logits()
     return engine
 
@@ -136,7 +137,6 @@ class VllmEngine(TokenizerSide):
         letter, cloze and generate requests can share it; cloze re-runs the few prompts whose
         cache hit reached a row it reads). mode: one for all, or one per request.
         prefix_cache=False makes every request skip reading the prefix cache (bench)."""
-        from prefixopt.engines.vllm_cloze import cloze_batch
 
         modes = run_modes(requests, mode)
         if not requests:
@@ -210,7 +210,6 @@ class VllmEngine(TokenizerSide):
                      ) -> tuple[list[list[int]], list[tuple[int, int]], list[int]]:
         """(prompt ids per choice, (request, choice) per prompt, continuation start per
         prompt), the harness split (engine_cloze.cloze_tokens)."""
-        from prefixopt.engines.vllm_cloze import cloze_tokens
 
         return cloze_tokens(self, requests)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from prefixopt.prefixes import curse_summary
+from prefixopt.evaluate.prefixes import curse_summary
 
 
 def pts(x: float | None, signed: bool = True, missing: str = "n/a") -> str:

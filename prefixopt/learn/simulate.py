@@ -8,99 +8,19 @@ resume rebuild the very same engine.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from prefixopt.learn.job import prepare_train
 from prefixopt import runs
 from prefixopt.engines.synthetic import SyntheticEngine
-
-
-# --- scenarios --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    accuracy: np.ndarray  # (N,) planted accuracy per person row
-    planted: np.ndarray  # (N,) bool: the people who are better (empty set for null)
-    description: str
-    by_benchmark: dict[str, Scenario] | None = None  # a different planted set per benchmark
-
-    def engine_accuracy(self) -> np.ndarray | dict[str, np.ndarray]:
-        """What the synthetic engine plants: (N,), or {benchmark: (N,)}."""
-        if self.by_benchmark is None:
-            return self.accuracy
-        return {b: sc.accuracy for b, sc in self.by_benchmark.items()}
-
-    def planted_for(self, benchmark: str) -> np.ndarray:
-        """(N,) bool: who is better on this benchmark."""
-        if self.by_benchmark is None:
-            return self.planted
-        sub = self.by_benchmark.get(benchmark)
-        return sub.planted if sub is not None else np.zeros_like(self.planted)
-
-
-def planted_fields(people, specs: list[str], benchmarks: tuple[str, ...], delta: float,
-                   base_accuracy: float) -> Scenario:
-    """`--planted-field FIELD` (every benchmark) or `BENCHMARK=FIELD` (repeatable, one per
-    benchmark): a field planted at +delta, possibly a different one on each benchmark."""
-    from prefixopt.errors import PrefixoptError
-
-    if len(specs) == 1 and "=" not in specs[0]:
-        return planted_field(people, specs[0], delta, base_accuracy)
-    per: dict[str, Scenario] = {}
-    for spec in specs:
-        bench, eq, field = spec.partition("=")
-        if not eq or bench not in benchmarks or bench in per:
-            raise PrefixoptError(f"--planted-field {spec!r}: give BENCHMARK=FIELD once per "
-                                 f"benchmark of --benchmark ({', '.join(benchmarks)})")
-        per[bench] = planted_field(people, field, delta, base_accuracy)
-    union = np.any([sc.planted for sc in per.values()], axis=0)  # (N,)
-    name = ",".join(f"{b}={sc.name}" for b, sc in per.items())
-    text = "; ".join(f"{b}: {sc.description}" for b, sc in per.items())
-    return Scenario(name, np.full(len(union), base_accuracy), union, text, per)
-
-
-def planted_field(people, field: str, delta: float, base_accuracy: float) -> Scenario:
-    """Everyone in `field` answers `delta` more often than the base accuracy."""
-    if field not in people.fields:
-        from prefixopt.errors import PrefixoptError
-
-        raise PrefixoptError(
-            f"unknown field {field!r}; fields: {', '.join(sorted(people.fields))}"
-        )
-    mask = people.field_index == people.fields.index(field)
-    acc = np.where(mask, base_accuracy + delta, base_accuracy)
-    return Scenario(f"field:{field}", acc, mask,
-                    f"{field} ({mask.sum()} people) at +{delta:g} over {base_accuracy:g}")
-
-
-def planted_people(
-    people, n: int, delta: float, base_accuracy: float, rng: np.random.Generator
-) -> Scenario:
-    """`n` people drawn at random answer `delta` more often than the base accuracy."""
-    mask = np.zeros(len(people.person_id), dtype=bool)
-    mask[rng.choice(len(mask), size=min(n, len(mask)), replace=False)] = True
-    acc = np.where(mask, base_accuracy + delta, base_accuracy)
-    return Scenario(f"people:{n}", acc, mask,
-                    f"{n} random people at +{delta:g} over {base_accuracy:g}")
-
-
-def small_effects(people, sd: float, base_accuracy: float, seed: int) -> Scenario:
-    """Many small effects: every person's accuracy ~ N(base, sd), clipped to [0.01, 0.99], drawn
-    from the seed (so eval rebuilds it); "planted" = the top 1% by accuracy."""
-    rng = np.random.default_rng([seed, 2])  # apart from the run's rng and the planted set's
-    acc = np.clip(base_accuracy + sd * rng.standard_normal(len(people.person_id)), 0.01, 0.99)
-    mask = acc >= np.quantile(acc, 0.99)  # (N,)
-    return Scenario(f"small:{sd:g}", acc, mask,
-                    f"every person ~ N({base_accuracy:g}, {sd:g}); planted = the top 1%")
-
-
-def null(people, base_accuracy: float) -> Scenario:
-    """Nobody is better: every person answers at the base accuracy."""
-    n = len(people.person_id)
-    return Scenario("null", np.full(n, base_accuracy), np.zeros(n, dtype=bool),
-                    f"no effect: everyone at {base_accuracy:g}")
+from prefixopt.learn.learners import train
+from prefixopt.policy import entropy
+from prefixopt.learn.iteration import benchmark_names
+from prefixopt.runs import final_probs
+from prefixopt.engines.scenarios import (Scenario, null, planted_fields, planted_people,
+                                         small_effects)
 
 
 # --- the study driver behind `prefixopt simulate` ---------------------------------------------
@@ -111,7 +31,7 @@ def simulate(
     questions,
     *,
     budget: int,
-    fewshot=(),  # prompts.FewShot of the job (jobs.prepare_train), recorded for eval
+    fewshot=(),  # prompts.FewShot of the job (prepare_train), recorded for eval
     run_dir,
     base_accuracy: float = 0.5,
     difficulty_sd: float = 1.0,
@@ -121,8 +41,6 @@ def simulate(
     its rank statistics, entropy, and the largest field's mass over its pool share."""
     import dataclasses
 
-    from prefixopt.learners import train
-    from prefixopt.policy import entropy
 
     per_iter = cfg.samples_per_iteration * cfg.batch_size
     cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
@@ -199,7 +117,6 @@ def by_context(cfg, scenario: Scenario, run_dir, shared: np.ndarray) -> dict:
     """Per benchmark of the run: the mass its policy (its own context's, for --context
     benchmark; else the shared one) puts on that benchmark's planted people, and their share
     of the pool."""
-    from prefixopt.iteration import benchmark_names
 
     names = benchmark_names(cfg.task.benchmark)
     probs = {b: shared for b in names}
@@ -216,7 +133,7 @@ def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_s
                   seed: int) -> dict:
     """The config.json entry ("synthetic") from which `prefixopt eval RUN --engine synthetic`
     and `train --resume` rebuild the very engine the run trained against
-    (jobs.synthetic_engine_for_run reads it)."""
+    (build.synthetic_engine_for_run reads it)."""
     planted = scenario.planted
     small = scenario.name.startswith("small:")
     tables = ([scenario.accuracy] if scenario.by_benchmark is None
@@ -236,8 +153,6 @@ def scenario_meta(scenario: Scenario, people, base_accuracy: float, difficulty_s
 
 
 def _final_probs(run_dir) -> np.ndarray:
-    from prefixopt.runs import final_probs
-
     return final_probs(run_dir)
 
 
@@ -258,12 +173,10 @@ def scenario_for(people, fields: list[str] | None, n_people: int | None, delta: 
 def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, delta: float,
         base_accuracy: float, difficulty_sd: float, budget: int, out: Path | None,
         progress=None, small_effects: float | None = None) -> dict:
-    """`prefixopt simulate`: check and load (jobs.prepare_train, no engine to build), plant the
+    """`prefixopt simulate`: check and load (prepare_train, no engine to build), plant the
     scenario, train in `out` (a new run directory) or a temporary one, summarise."""
-    from prefixopt import jobs
 
-    job = jobs.prepare_train(cfg, create=False)
-    from prefixopt.iteration import benchmark_names
+    job = prepare_train(cfg, create=False)
 
     scenario = scenario_for(job.people, planted_field, planted_people, delta, base_accuracy,
                             cfg.seed, benchmark_names(cfg.task.benchmark), small_effects)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from prefixopt import runs
 
 KINDS = {
     "paired": "reinforce: posterior P(the top person has the largest effect among the people "
@@ -142,7 +143,6 @@ def run_confidence(run_dir: str | Path, top_person_id: int, seed: int = 0
     """(top_confidence, top_confidence_kind) of a REINFORCE run directory, from its answers
     table (seeded draws); paired or not as its config says (common_questions; old runs: the
     answers table shows it)."""
-    from prefixopt import runs
 
     lf = runs.scan(run_dir, "answers")
     cols = ["iteration", "sample", "person_id", "question_id", "correct"]

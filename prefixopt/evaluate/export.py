@@ -8,9 +8,11 @@ from typing import Any
 
 import polars as pl
 
-from prefixopt import robustness, stats
-from prefixopt.evaluate import EvalResult
-from prefixopt.prefixes import curse_summary
+from prefixopt import stats
+
+from prefixopt.evaluate import robustness
+from prefixopt.evaluate.heldout import EvalResult
+from prefixopt.evaluate.prefixes import curse_summary
 
 
 def pooled(results: list[EvalResult]) -> list[stats.Contrast]:

@@ -23,8 +23,16 @@ from prefixopt.engines import Engine
 from prefixopt.errors import PrefixoptError
 from prefixopt.interrupts import defer_sigint
 from prefixopt.policy import Baseline, Policy, entropy
-from prefixopt.prompts import Shots
+from prefixopt.ask.prompts import Shots
 from prefixopt.records import Question
+from prefixopt.benchmarks import BENCHMARKS
+from prefixopt.config import PROMPT_FORMATS, SCORINGS
+from prefixopt.learn.iteration import CONTEXTS, benchmark_names
+from prefixopt.policy import BASELINES, OPTIMIZERS, PARAMETERIZATIONS
+from prefixopt.learn.confidence import run_top_confidence
+from prefixopt.learn.iteration import QuestionPlan, advantages, check_finite
+from prefixopt.ask.prompts import build_grid, persona, persona_placement
+from prefixopt.ask.scoring import resolve_scoring, score
 
 Progress = Callable[[dict[str, Any]], None]
 # a chat API lists only its top log-probs: a letter outside them has no log-prob, so no margin
@@ -35,10 +43,6 @@ MARGIN_ON_CHAT = ("--reward margin needs every choice's log-prob, which a chat A
 
 def validate(cfg: TrainConfig) -> None:
     """One-line errors for bad values, before anything (data, people, engine) is loaded."""
-    from prefixopt.benchmarks import BENCHMARKS
-    from prefixopt.config import PROMPT_FORMATS, SCORINGS
-    from prefixopt.iteration import CONTEXTS, benchmark_names
-    from prefixopt.policy import BASELINES, OPTIMIZERS, PARAMETERIZATIONS
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -122,10 +126,6 @@ def train(
     """Run (or continue) a training run in `run_dir`; returns a summary dict. extra_meta goes
     into config.json beside the run's own entries (simulate records its planted scenario);
     a resumed run keeps the entries it was started with."""
-    from prefixopt.confidence import run_top_confidence
-    from prefixopt.iteration import QuestionPlan, advantages, benchmark_names, check_finite
-    from prefixopt.prompts import build_grid, persona, persona_placement
-    from prefixopt.scoring import resolve_scoring, score
 
     run_dir = Path(run_dir)
     names_b = benchmark_names(cfg.task.benchmark)  # (M,) the run's benchmarks

@@ -17,13 +17,15 @@ from prefixopt import runs
 from prefixopt.benchmarks import get_task
 from prefixopt.config import PROMPT_FORMATS, EvalConfig
 from prefixopt.errors import PrefixoptError
+from prefixopt.evaluate.heldout import eval_name
+from prefixopt.learn.iteration import benchmark_names
+from prefixopt.evaluate import heldout
+from prefixopt.ask import scoring
 
 
 def per_benchmark(cfg: EvalConfig) -> list[EvalConfig]:
     """One evaluation per benchmark of a multi-benchmark config (named <benchmark>_<split...>,
     so they sit side by side in one run's eval/), or the config itself."""
-    from prefixopt.evaluate import eval_name
-    from prefixopt.iteration import benchmark_names
 
     names = benchmark_names(cfg.task.benchmark)
     if len(names) == 1:
@@ -38,7 +40,6 @@ def per_benchmark(cfg: EvalConfig) -> list[EvalConfig]:
 
 def per_format(cfg: EvalConfig) -> list[EvalConfig]:
     """One evaluation per --formats entry (named <name>_<format>), or the config itself."""
-    from prefixopt.evaluate import eval_name
 
     if len(cfg.formats) <= 1:
         return [replace(cfg, task=replace(cfg.task, prompt_format=cfg.formats[0]))
@@ -58,15 +59,14 @@ def score_formats(variants: list, run_dir: str | Path | None, engine,
     """variants: [(EvalInputs, prefixes_etc)] for the same questions and prefixes in several
     formats. ONE engine call for all of them; returns each format's EvalResult and the
     comparison table (written as eval/<name>_formats.parquet)."""
-    from prefixopt import evaluate, scoring
 
-    built = [evaluate.build_requests(inputs, pe, engine) for inputs, pe in variants]
+    built = [heldout.build_requests(inputs, pe, engine) for inputs, pe in variants]
     requests = [r for _, reqs in built for r in reqs]
     responses, answers = scoring.score(engine, requests, variants[0][0].mode)  # ONE call
     results, at = [], 0
     for (inputs, _), (pe, reqs) in zip(variants, built, strict=True):
         part = slice(at, at + len(reqs))
-        results.append(evaluate.finish(inputs, pe, reqs, responses[part], answers[part],
+        results.append(heldout.finish(inputs, pe, reqs, responses[part], answers[part],
                                        run_dir, engine, dict(timings)))
         run_dir, at = results[-1].run_dir, at + len(reqs)  # one directory for every format
     table = compare(results)

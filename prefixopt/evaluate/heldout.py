@@ -15,14 +15,29 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, heldout, robustness, runs, stats
+from prefixopt.engines import build
+from prefixopt.evaluate import compare
+from prefixopt import analysis, runs, stats
+
+from prefixopt.evaluate import leakage
+
+from prefixopt.evaluate import robustness
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
 from prefixopt.errors import PrefixoptError
-from prefixopt.prefixes import (Prefix, baseline_requests, build_prefixes, people_columns,
+from prefixopt.evaluate.prefixes import (Prefix, baseline_requests, build_prefixes, people_columns,
                                 take_baseline, training_baseline)
-from prefixopt.prompts import FewShot
+from prefixopt.ask.prompts import FewShot
 from prefixopt.records import Question
+from prefixopt import benchmarks
+from prefixopt.ask import scoring
+from prefixopt.benchmarks import BENCHMARKS
+from prefixopt.config import PROMPT_FORMATS
+from prefixopt.ask.prompts import persona
+from prefixopt.people import load_people
+from prefixopt.evaluate import contextual
+
+from prefixopt.ask import prompts
 
 
 @dataclass
@@ -77,13 +92,12 @@ class EvalInputs:
 
 
 def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
-                side: heldout.TrainSide | None = None, flag: str = "--allow-overlap"
+                side: leakage.TrainSide | None = None, flag: str = "--allow-overlap"
                 ) -> EvalInputs:
     """Check the options and load the held-out questions (no engine): scoring vs benchmark,
     the split and --num-questions, the table name and an existing eval of that name, what is
-    not held out (heldout.held_out against `side`, else the run's training side), the few-shot
+    not held out (leakage.held_out against `side`, else the run's training side), the few-shot
     examples (the run's own when it recorded them)."""
-    from prefixopt import benchmarks, scoring
 
     validate(cfg)
     rng = np.random.default_rng(cfg.seed)  # the one Generator: question subsample, random people
@@ -100,10 +114,10 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
         if (run_dir / "eval" / f"{name}_summary.parquet").exists() and not cfg.overwrite:
             raise PrefixoptError(f"{run_dir}/eval/{name}.parquet exists; pass --name NEW to "
                                  "keep both, or --overwrite to replace it")
-        side = side or heldout.run_side(run_dir, cfg)
-    side = side or heldout.TrainSide()
-    fewshot, source = heldout.eval_fewshot(cfg, side)
-    held = heldout.held_out(cfg, split, questions, side, fewshot, flag)
+        side = side or leakage.run_side(run_dir, cfg)
+    side = side or leakage.TrainSide()
+    fewshot, source = leakage.eval_fewshot(cfg, side)
+    held = leakage.held_out(cfg, split, questions, side, fewshot, flag)
     questions = held.questions
     if cfg.num_questions is not None:
         if not 0 < cfg.num_questions <= len(questions):
@@ -112,7 +126,7 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
                 f"questions of {split})")
         keep = np.sort(rng.choice(len(questions), cfg.num_questions, replace=False))
         questions = [questions[i] for i in keep]
-    fewshot = fewshot if fewshot is not None else heldout.draw_fewshot(cfg, questions)
+    fewshot = fewshot if fewshot is not None else leakage.draw_fewshot(cfg, questions)
     held.counts.update(fewshot_source=source, fewshot_ids=fewshot.ids)
     return EvalInputs(cfg, split, name, mode, questions, fewshot, rng, held.counts["overlap"],
                       held.counts)
@@ -120,9 +134,6 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
 
 def validate(cfg: EvalConfig) -> None:
     """One-line errors for option values an evaluation cannot use."""
-    from prefixopt.benchmarks import BENCHMARKS
-    from prefixopt.config import PROMPT_FORMATS
-    from prefixopt.prompts import persona
 
     checks = (
         (cfg.task.benchmark in BENCHMARKS,
@@ -155,14 +166,10 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
             ranking = runs.final_ranking(run_dir)  # (N,) rows best first (halving/ttts: theirs)
             train = analysis.person_train_rewards(runs.scan(run_dir, "samples")).collect()
     elif cfg.num_random > 0 or cfg.people_names:
-        from prefixopt.people import load_people
-
         people = load_people(cfg.people)
     prefixes = build_prefixes(cfg, people, probs, rng, ranking)
     train = training_baseline(run_dir, cfg, prefixes, train)  # + no prefix's training questions
     if probs is not None and questions:
-        from prefixopt import contextual
-
         found = contextual.assignment(run_dir, questions, people, cfg.task.prefix_template)
         prefixes += [found[0]] if found else []
     return prefixes, people, probs, train
@@ -177,16 +184,13 @@ def evaluate(cfg: EvalConfig, run_dir: str | Path | None = None, engine=None) ->
     prefixes = eval_prefixes(cfg, run_dir, inputs.rng, inputs.questions)
     timings = {"load_s": time.perf_counter() - t0}
     if engine is None:
-        from prefixopt.jobs import make_engine
-
-        engine, timings["engine_start_s"] = make_engine(cfg.engine, run_dir=run_dir)
+        engine, timings["engine_start_s"] = build.make_engine(cfg.engine, run_dir=run_dir)
     return score_prefixes(inputs, prefixes, run_dir, engine, timings)
 
 
 def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None, engine,
                    timings: dict[str, float]) -> EvalResult:
     """All prefixes x questions in ONE engine call, the statistics, the tables written."""
-    from prefixopt import scoring
 
     t = time.perf_counter()
     prefixes_etc, requests = build_requests(inputs, prefixes_etc, engine)
@@ -200,7 +204,6 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
 def build_requests(inputs: EvalInputs, prefixes_etc, engine) -> tuple[tuple, list]:
     """The person-major P x Q requests (a contextual assignment last, one person per question);
     returns prefixes_etc with the prefixes in that order, and the requests."""
-    from prefixopt import prompts
 
     prefixes, people, probs, train = prefixes_etc
     fixed = [p for p in prefixes if not p.assignment]  # prefix_kind order: fixed ones first
@@ -220,7 +223,6 @@ def build_requests(inputs: EvalInputs, prefixes_etc, engine) -> tuple[tuple, lis
 def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
            run_dir: str | Path | None, engine, timings: dict[str, float]) -> EvalResult:
     """Judged answers -> the eval table, its statistics, the files written."""
-    from prefixopt import prompts, scoring
 
     placement = (prompts.persona_placement(engine) if inputs.cfg.task.prompt_format == "chat"
                  else "paragraph")
@@ -259,7 +261,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
                          "cluster": pl.String})
     # the statistics get their own Generator derived from the seed, so that `report` can
     # recompute exactly the same intervals and contrasts from the saved tables
-    summary, groups = stats.summarise(rows, stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
+    summary, groups = compare.summarise(rows, stats.stats_rng(cfg.seed), cfg.bootstrap_samples)
     summary = people_columns(summary, prefixes, people, probs, train)
     summary = summary.with_columns(acc_norm=pl.Series(
         [None if acc_norm is None else float(acc_norm[i]) for i in summary["prefix_index"]],
@@ -286,8 +288,6 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     runs.write_eval(run_dir, inputs.name, rows, summary)
     contexts = None
     if any(p.assignment for p in prefixes):
-        from prefixopt import contextual
-
         labels = contextual.context_labels(run_dir, questions)
         contexts = contextual.per_context(rows, labels, questions, stats.stats_rng(cfg.seed),
                                           cfg.bootstrap_samples)

@@ -14,6 +14,7 @@ import numpy as np
 
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question
+from prefixopt.benchmarks import get_task
 
 CONTEXTS = ("benchmark", "subject")
 NO_CONTEXT = "-"  # the subject of a question whose Task has none (ARC, GSM8K)
@@ -101,7 +102,6 @@ class QuestionPlan:
 
 def context_label(kind: str, q: Question) -> str:
     """A question's context: its benchmark, or its Task's subject (NO_CONTEXT when none)."""
-    from prefixopt.benchmarks import get_task
 
     if kind == "benchmark":
         return q.benchmark

@@ -2,7 +2,7 @@
 each a normal run directory (train -> own evals -> transfer evals `transfer_<benchmark>`), with
 ONE engine per model reused by every run and eval of that model, a manifest.json recording each
 cell's status after every change, `--resume` (done cells skipped, a half-done cell resumed
-exactly by jobs.run_job) and one study report at the end (study_report.py).
+exactly by pipeline.run_job) and one study report at the end (study_report.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefixopt import jobs, runs
+
+from prefixopt.engines import build
+from prefixopt.learn.job import TrainJob, prepare_train
+from prefixopt import pipeline
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig
 from prefixopt.errors import PrefixoptError
-from prefixopt.study_spec import Cell, StudyConfig, cells, spec_dict
+from prefixopt.study.manifest import manifest_path, read_manifest, write_manifest
+from prefixopt.study.spec import Cell, StudyConfig, cells, spec_dict
+from prefixopt.learn import simulate
+from prefixopt.engines.synthetic import SyntheticEngine
+from prefixopt.evaluate.heldout import eval_name
+from prefixopt.study.page import build_study_report
 
 STATUSES = ("pending", "running", "done", "failed", "interrupted")
 
@@ -32,33 +40,13 @@ class StudyPlan:
     spec: StudyConfig
     study_dir: Path
     cells: list[Cell]
-    jobs: dict[str, jobs.TrainJob]  # cell id -> job
+    jobs: dict[str, TrainJob]  # cell id -> job
     evals: dict[str, dict[str, EvalConfig]]  # cell id -> {evaluated-on benchmark: eval}
     scenario: Any = None  # simulate.Scenario of a synthetic study
     meta: dict[str, Any] | None = None  # its config.json entry (simulate.scenario_meta)
 
 
-def manifest_path(study_dir: Path) -> Path:
-    return Path(study_dir) / "manifest.json"
-
-
-def read_manifest(study_dir: str | Path) -> dict[str, Any]:
-    import json
-
-    path = manifest_path(Path(study_dir))
-    if not path.is_file():
-        raise PrefixoptError(f"{study_dir} is not a study directory (no manifest.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_manifest(study_dir: Path, manifest: dict[str, Any]) -> None:
-    import json
-
-    manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    runs.write_text(manifest_path(study_dir), json.dumps(manifest, indent=2, sort_keys=True))
-
-
-def cell_evals(spec: StudyConfig, job: jobs.TrainJob) -> dict[str, EvalConfig]:
+def cell_evals(spec: StudyConfig, job: TrainJob) -> dict[str, EvalConfig]:
     """The run's own evals (one per trained benchmark) and, with transfer on, `transfer_<b>`
     on every other benchmark of the matrix. Every run is evaluated with the study's eval seed,
     so all runs answer the same held-out questions and a matrix row pools its seeds question
@@ -66,7 +54,7 @@ def cell_evals(spec: StudyConfig, job: jobs.TrainJob) -> dict[str, EvalConfig]:
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.eval.items()
             if k != "seed"}
     # every run is evaluated with the study's eval seed: the same held-out questions for all
-    out = {e.task.benchmark: e for e in jobs.eval_configs_for(job, seed=spec.eval_seed, **opts)}
+    out = {e.task.benchmark: e for e in pipeline.eval_configs_for(job, seed=spec.eval_seed, **opts)}
     base = next(iter(out.values()))
     for b in spec.eval_benchmarks():
         if b not in out:  # a scoring the target does not allow falls back to its default
@@ -78,7 +66,7 @@ def cell_evals(spec: StudyConfig, job: jobs.TrainJob) -> dict[str, EvalConfig]:
 
 
 def prepare(spec: StudyConfig, *, resume: bool = False) -> StudyPlan:
-    """Check every cell (jobs.prepare_train, the evals' checks, the planted scenario) and the
+    """Check every cell (prepare_train, the evals' checks, the planted scenario) and the
     study directory against --resume, before any engine; create nothing."""
     study_dir = Path(spec.output_dir) / spec.name
     if manifest_path(study_dir).is_file() and not resume:
@@ -97,11 +85,11 @@ def prepare(spec: StudyConfig, *, resume: bool = False) -> StudyPlan:
     for cell in grid:
         run_dir = study_dir / "runs" / cell.id
         again = run_dir if (run_dir / "config.json").is_file() else None
-        job = jobs.prepare_train(cell.cfg, resume=again, create=False)
+        job = prepare_train(cell.cfg, resume=again, create=False)
         plan_jobs[cell.id] = job
         evals[cell.id] = cell_evals(spec, job)
         for ecfg in evals[cell.id].values():
-            jobs.check_eval_for(job, ecfg)
+            pipeline.check_eval_for(job, ecfg)
     plan = StudyPlan(spec, study_dir, grid, plan_jobs, evals)
     if spec.engine == "synthetic":
         _plant(plan)
@@ -110,7 +98,6 @@ def prepare(spec: StudyConfig, *, resume: bool = False) -> StudyPlan:
 
 def _plant(plan: StudyPlan) -> None:
     """The study's planted scenario (simulate's scenarios) over the runs' one people table."""
-    from prefixopt import simulate
 
     syn, people = plan.spec.synthetic, next(iter(plan.jobs.values())).people
     if len({j.people.fingerprint for j in plan.jobs.values()}) > 1:
@@ -130,11 +117,10 @@ def _plant(plan: StudyPlan) -> None:
 
 def build_engine(plan: StudyPlan, ecfg: EngineConfig) -> tuple[Any, float]:
     """(engine, start seconds) for one model: the planted SyntheticEngine of a synthetic study
-    (what jobs.synthetic_engine_for_run rebuilds from each run's config.json), else
-    jobs.make_engine."""
+    (what build.synthetic_engine_for_run rebuilds from each run's config.json), else
+    build.make_engine."""
     if ecfg.kind != "synthetic":
-        return jobs.make_engine(ecfg)
-    from prefixopt.engines.synthetic import SyntheticEngine
+        return build.make_engine(ecfg)
 
     t = time.perf_counter()
     syn = plan.meta["synthetic"]
@@ -166,8 +152,6 @@ def new_manifest(plan: StudyPlan) -> dict[str, Any]:
 
 
 def _eval_name(ecfg: EvalConfig) -> str:
-    from prefixopt.evaluate import eval_name
-
     split = ecfg.eval_split or get_task(ecfg.task.benchmark).eval_split
     return ecfg.name or eval_name(split, ecfg.num_questions, ecfg.seed)
 
@@ -178,7 +162,6 @@ def run_study(plan: StudyPlan, *, session: Callable | None = None,
     """Every cell not yet done, grouped by engine (one per model, built only if one of its
     cells needs it), then the study report. session(plan, EngineConfig) is a context manager
     yielding (engine, start_s); the CLI's routes vLLM's output to studies/<name>/engine.log."""
-    from prefixopt.study_report import build_study_report
 
     t0 = time.perf_counter()
     session = session or default_session
@@ -219,7 +202,7 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
     write_manifest(plan.study_dir, manifest)
     t = time.perf_counter()
     try:
-        out = jobs.run_job(job, ecfgs, engine, start_s,
+        out = pipeline.run_job(job, ecfgs, engine, start_s,
                            (lambda s: progress(c.id, s)) if progress else None,
                            (lambda s: stage(c.id, s)) if stage else (lambda s: None),
                            extra_meta=plan.meta, report=False)

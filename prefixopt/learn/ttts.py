@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefixopt import pooling
-from prefixopt.pooling import beta_mean_sd, eb_prior
+from prefixopt.learn import pooling
+from prefixopt.learn.pooling import beta_mean_sd, eb_prior
 
 
 class TopTwoThompson:

@@ -16,6 +16,10 @@ import polars as pl
 
 from prefixopt import runs, stats
 from prefixopt.errors import PrefixoptError
+from prefixopt.report import page as rp
+from prefixopt.study import figures as sf
+from prefixopt.study.manifest import read_manifest
+from prefixopt.study.prose import study_md
 
 
 def pooled_contrast(run_dirs: list[Path], eval_name: str, seed: int,
@@ -132,9 +136,6 @@ def group_matrix(pairs: list[dict], value: str, run_group: dict[str, str],
 
 def build_study_report(study_dir: str | Path, out: Path | None = None) -> dict[str, Any]:
     """Collect, write the tables (Parquet), the figures and report.md; return key numbers."""
-    from prefixopt import report as rp
-    from prefixopt import study_figures as sf
-    from prefixopt.study import read_manifest
 
     study_dir = Path(study_dir)
     out = Path(out) if out is not None else study_dir / "report"
@@ -166,7 +167,6 @@ def build_study_report(study_dir: str | Path, out: Path | None = None) -> dict[s
         if len(df):
             runs.write_parquet(out / f"{name}.parquet", df)
     figs = sf.study_figures(tables, out, spec["name"])
-    from prefixopt.study_text import study_md
 
     runs.write_text(out / "report.md", study_md(manifest, tables, figs, out))
     return {"report_md": str(out / "report.md"), "figures": [str(f) for f in figs],

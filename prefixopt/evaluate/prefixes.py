@@ -15,11 +15,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, prompts, runs, scoring, stats
+from prefixopt import analysis, runs, stats
+
+from prefixopt.ask import prompts
+
+from prefixopt.ask import scoring
 from prefixopt.benchmarks import get_task, load_split
 from prefixopt.config import EvalConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON, Question
+from prefixopt.ask.prompts import persona
 
 KINDS = ("none", "learned", "random", "handwritten", "named")
 GENERIC_PROMPT = "You are a helpful assistant."
@@ -42,7 +47,6 @@ def build_prefixes(
 ) -> list[Prefix]:
     """none, top-k learned (the learner's ranking, rows best first; else by final probability),
     R random people, hand-written, named."""
-    from prefixopt.prompts import persona
 
     template = cfg.task.prefix_template
 

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from prefixopt import pooling
-from prefixopt.pooling import eb_prior
+from prefixopt.learn import pooling
+from prefixopt.learn.pooling import eb_prior
 
 T_MIN = 2  # questions per person in round 1 at least; else the pool is halved before round 1
 

@@ -15,6 +15,11 @@ import numpy as np
 
 from prefixopt.config import EngineConfig
 from prefixopt.records import NO_PERSON
+from prefixopt.ask import prompts
+from prefixopt.ask import scoring as scoring_mod
+from prefixopt.bench.local import bench_inputs
+from prefixopt.engines.openai_client import Http, post_all
+from prefixopt.engines.openai_engine import build_openai_engine
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -31,11 +36,6 @@ def run_remote_bench(cfg: EngineConfig, *, benchmark: str = "arc_easy",
                      progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
     """Build the remote engine, warm it, then time `repeats` iterations of the same K x B grid
     (the server's prefix cache reset before each when it offers /reset_prefix_cache)."""
-    from prefixopt import prompts
-    from prefixopt import scoring as scoring_mod
-    from prefixopt.bench import bench_inputs
-    from prefixopt.engines.openai_client import Http, post_all
-    from prefixopt.engines.openai_engine import build_openai_engine
 
     mode, pool, questions, fewshot, heads, _ = bench_inputs(
         benchmark, scoring, num_fewshot, k, b, data_dir, people_path, seed)

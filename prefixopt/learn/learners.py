@@ -19,11 +19,21 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import confidence, runs
+from prefixopt import runs
+
+from prefixopt.learn import confidence
 from prefixopt.config import TrainConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.policy import entropy
 from prefixopt.records import Question
+from prefixopt.learn.iteration import benchmark_names
+from prefixopt.learn.loop import train as reinforce
+from prefixopt.learn.halving import SequentialHalving
+from prefixopt.learn.ttts import TopTwoThompson
+from prefixopt.ask.prompts import build_grid, persona, persona_placement
+from prefixopt.ask.scoring import resolve_scoring, score
+from prefixopt.learn.loop import check_inputs, questions_fingerprint
+from prefixopt.interrupts import defer_sigint
 
 LEARNERS = ("reinforce", "halving", "ttts")
 REINFORCE_RANKING = "final policy probability"
@@ -36,7 +46,6 @@ def validate(cfg: TrainConfig) -> None:
         raise PrefixoptError(f"--learner {cfg.learner!r} is not one of: {', '.join(LEARNERS)}")
     if cfg.learner == "reinforce":
         return
-    from prefixopt.iteration import benchmark_names
 
     flag = f"--learner {cfg.learner}"
     if len(benchmark_names(cfg.task.benchmark)) > 1 or cfg.context is not None:
@@ -56,8 +65,6 @@ def train(cfg: TrainConfig, engine, people, questions: Sequence[Question], run_d
     `top_confidence_kind`."""
     validate(cfg)
     if cfg.learner == "reinforce":
-        from prefixopt.train import train as reinforce
-
         kind = confidence.kind_for(cfg.common_questions)
         meta = {"learner": "reinforce", "ranking": REINFORCE_RANKING,
                 **confidence_meta(kind), **(extra_meta or {})}
@@ -79,11 +86,8 @@ def make_learner(cfg: TrainConfig, people, num_questions: int, rng: np.random.Ge
     """The bandit learner of cfg (its budget: iterations x K x B evaluations)."""
     k, b = cfg.samples_per_iteration, cfg.batch_size
     if cfg.learner == "halving":
-        from prefixopt.halving import SequentialHalving
-
         return SequentialHalving(people.field_index, people.era_index, k, b,
                                  cfg.iterations * k * b, num_questions, rng)
-    from prefixopt.ttts import TopTwoThompson
 
     return TopTwoThompson(people.field_index, people.era_index, k, b, cfg.iterations)
 
@@ -99,9 +103,6 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
                  ) -> dict[str, Any]:
     """The halving / ttts loop: propose who answers which questions, ONE engine call, observe,
     write the iteration's rows and the checkpoint (the commit point) atomically."""
-    from prefixopt.prompts import build_grid, persona, persona_placement
-    from prefixopt.scoring import resolve_scoring, score
-    from prefixopt.train import check_inputs, questions_fingerprint
 
     run_dir = Path(run_dir)
     mode = resolve_scoring(cfg.task.benchmark, cfg.task.scoring)
@@ -121,7 +122,6 @@ def bandit_train(cfg: TrainConfig, engine, people, questions: Sequence[Question]
     prefix_text = [persona(cfg.task.prefix_template, n) for n in people.names]  # (N,)
     probs, conf = restored_probs(state, learner, cfg.seed, len(people.names))
     it, host = start, []
-    from prefixopt.interrupts import defer_sigint
 
     with defer_sigint() as interrupted:
         while (batch := learner.propose(rng, len(questions))) is not None:

@@ -26,6 +26,8 @@ from typing import IO, Any
 
 from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
 from prefixopt.errors import PrefixoptError
+from prefixopt import device
+from prefixopt.models import locate
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -73,8 +75,6 @@ def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DE
     the model as given, e.g. the alias) is the name clients send. cuda/flags: the device (None:
     this machine's). dev_mode: vLLM's dev routes (/reset_prefix_cache ...), trusted hosts only.
     Raises PrefixoptError for a model that cannot be found."""
-    from prefixopt import device
-    from prefixopt.models import locate
 
     model = locate(cfg.model)
     cuda = device.cuda_available() if cuda is None else cuda
@@ -276,7 +276,6 @@ def start_server(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DEF
     """Check the model and the port (one line each, before vLLM starts), then start the
     server in the background; call .wait_ready() on the handle. Output goes to `log`
     (default: default_log(port)), or to this terminal when verbose."""
-    from prefixopt.models import locate
 
     locate(cfg.model)  # cheap checks first; serve_command imports torch
     if "--headless" not in extra:

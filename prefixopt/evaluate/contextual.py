@@ -13,8 +13,10 @@ import numpy as np
 import polars as pl
 
 from prefixopt import runs, stats
-from prefixopt.prefixes import Prefix
+from prefixopt.evaluate.prefixes import Prefix
 from prefixopt.records import NO_PERSON, Question
+from prefixopt.ask.prompts import persona
+from prefixopt.learn.iteration import context_label
 
 KIND = "contextual"
 
@@ -23,7 +25,6 @@ def assignment(run_dir: str | Path, questions: Sequence[Question], people,
                template: str) -> tuple[Prefix, list[str]] | None:
     """(the contextual-assignment prefix, each question's context) for a contextual run; None
     for a run without contexts."""
-    from prefixopt.prompts import persona
 
     meta = runs.read_config(run_dir)
     if not meta["config"].get("context"):
@@ -40,7 +41,6 @@ def assignment(run_dir: str | Path, questions: Sequence[Question], people,
 
 def context_labels(run_dir: str | Path, questions: Sequence[Question]) -> list[str]:
     """Each question's context under the run's --context rule."""
-    from prefixopt.iteration import context_label
 
     kind = runs.read_config(run_dir)["config"]["context"]
     return [context_label(kind, q) for q in questions]

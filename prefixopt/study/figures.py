@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from prefixopt.figures import _plt, _save
+from prefixopt.report.figures import _plt, _save
 
 
 def _interval(r: dict) -> str:

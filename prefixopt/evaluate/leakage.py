@@ -21,8 +21,9 @@ from prefixopt import runs
 from prefixopt.benchmarks import dedupe, get_task, load_split, split_seen
 from prefixopt.config import EvalConfig, TrainConfig
 from prefixopt.errors import PrefixoptError
-from prefixopt.prompts import FewShot, fewshot_examples, recorded_fewshot
+from prefixopt.ask.prompts import FewShot, fewshot_examples, recorded_fewshot
 from prefixopt.records import Question
+from prefixopt.learn.iteration import benchmark_names
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,6 @@ class HeldOut:
 def run_side(run_dir: str | Path, cfg: EvalConfig) -> TrainSide:
     """The training side of `cfg.task.benchmark` in a run (nothing for an eval-only directory
     or a benchmark the run did not train on)."""
-    from prefixopt.iteration import benchmark_names
 
     meta = runs.read_config(run_dir)
     if meta.get("kind") != "train":
@@ -74,7 +74,6 @@ def training_fewshot(cfg: TrainConfig, questions: Sequence[Question],
     the few-shot split minus the questions of the benchmark's held-out split (an eval split
     never holds a training question, so those are left in). Resumed run: the ids config.json
     recorded (`resumed` is that file), so its prompts never change mid-run."""
-    from prefixopt.iteration import benchmark_names
 
     benchmark = benchmark_names(cfg.task.benchmark)[0]  # few-shot: one benchmark (validate)
     k, data_dir = cfg.task.num_fewshot, cfg.task.data_dir

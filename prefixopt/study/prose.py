@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from prefixopt.report_text import _md_table, pts
+from prefixopt.report.prose import _md_table, pts
 
 
 def _cell(r: dict) -> str:

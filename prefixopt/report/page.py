@@ -12,9 +12,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import analysis, robustness, runs, stats
+from prefixopt.evaluate import compare
+from prefixopt import analysis, runs, stats
+
+from prefixopt.evaluate import robustness
 from prefixopt.errors import PrefixoptError
-from prefixopt.figures import (
+from prefixopt.report.figures import (
     fig_context_field,
     fig_eval,
     fig_field_mass_runs,
@@ -22,8 +25,8 @@ from prefixopt.figures import (
     fig_top_people,
     fig_training,
 )
-from prefixopt.prefixes import curse_columns, curse_summary
-from prefixopt.report_text import answers_md, comparison_md, run_md
+from prefixopt.evaluate.prefixes import curse_columns, curse_summary
+from prefixopt.report.prose import answers_md, comparison_md, run_md
 
 
 def _try(fn, *args):
@@ -89,7 +92,7 @@ def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
     summary = curse_columns(summary)  # an eval made before the no-prefix training baseline
     rows = runs.scan(run_dir, f"eval/{name}").collect()
     seed, n_boot = int(summary["bootstrap_seed"][0]), int(summary["bootstrap_samples"][0])
-    _, contrasts = stats.summarise(rows, stats.stats_rng(seed), n_boot)
+    _, contrasts = compare.summarise(rows, stats.stats_rng(seed), n_boot)
     kinds = analysis.kind_accuracy(rows.lazy()).collect()
     return {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
             "kinds": kinds, "n": int(summary["n"][0]), "rows": rows}

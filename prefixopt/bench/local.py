@@ -15,6 +15,11 @@ import numpy as np
 
 from prefixopt.config import EngineConfig
 from prefixopt.records import NO_PERSON, Request
+from prefixopt import people as people_mod
+from prefixopt.ask import prompts
+from prefixopt.ask import scoring as scoring_mod
+from prefixopt.benchmarks import default_split, load_split
+from prefixopt.engines.vllm_engine import build_engine
 
 # Used when no people table exists yet (prefixopt setup builds it).
 FALLBACK_NAMES = ("Albert Einstein", "Marie Curie", "Isaac Newton", "Leonardo da Vinci",
@@ -25,7 +30,6 @@ FALLBACK_NAMES = ("Albert Einstein", "Marie Curie", "Isaac Newton", "Leonardo da
 
 def people_names(k: int, people_path: str | None = None) -> tuple[list[str], str]:
     """K real names: the top of the people table by row order when present, else the list."""
-    from prefixopt import people as people_mod
 
     path = Path(people_path) if people_path else Path(people_mod.DEFAULT_PEOPLE_PATH)
     if path.is_file():
@@ -128,9 +132,6 @@ def bench_inputs(benchmark: str, scoring: str | None, num_fewshot: int, k: int, 
                  ) -> tuple[str, list, list, list, list[tuple[int, str]], str]:
     """(mode, train pool, B questions, few-shot examples, K persona heads, names source): the
     prompt set every bench way times (in-process and through an endpoint)."""
-    from prefixopt import prompts
-    from prefixopt import scoring as scoring_mod
-    from prefixopt.benchmarks import default_split, load_split
 
     mode = scoring_mod.resolve_scoring(benchmark, scoring)
     rng = np.random.default_rng(seed)
@@ -162,9 +163,6 @@ def run_bench(
     progress: Callable[[str], None] = lambda step: None,
 ) -> dict[str, Any]:
     """Build the engine once, time (a)-(d) on the same K x B prompts, return the summary."""
-    from prefixopt import prompts
-    from prefixopt import scoring as scoring_mod
-    from prefixopt.engines.vllm_engine import build_engine
 
     t_all = time.perf_counter()
     mode, pool, questions, fewshot, heads, names_source = bench_inputs(

@@ -1,0 +1,1 @@
+"""Asking the model: prompts from people x questions, and rewards from its answers."""

@@ -1,0 +1,1 @@
+"""Benchmarks of the engine: local throughput and a remote server's."""

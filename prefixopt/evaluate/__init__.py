@@ -1,0 +1,1 @@
+"""Held-out evaluation: which questions, which prefixes, the comparisons and their statistics."""

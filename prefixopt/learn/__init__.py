@@ -1,0 +1,1 @@
+"""Learning: one training loop and the learners it drives (REINFORCE, halving, ttts)."""

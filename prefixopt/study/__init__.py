@@ -1,0 +1,1 @@
+"""Studies: a grid of runs from one spec, and the study's report."""
