@@ -75,7 +75,7 @@ def context_field_mass(people_frame: pl.DataFrame, context_probs, contexts) -> p
     (C,) names): one row per (context, field) with mass, pool share and ratio."""
     return pl.concat([
         mass_by(people_probs(people_frame, probs), "field").with_columns(context=pl.lit(name))
-        for name, probs in zip(contexts, context_probs)
+        for name, probs in zip(contexts, context_probs, strict=True)
     ]).sort(["context", "field"])
 
 

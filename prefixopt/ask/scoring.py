@@ -48,7 +48,7 @@ def score(engine: object, requests: Sequence[Request], mode: str | Mapping[str, 
     if not requests:
         return [], []
     modes = request_modes(requests, mode)
-    gen = [r for r, m in zip(requests, modes) if m == "generate"]
+    gen = [r for r, m in zip(requests, modes, strict=True) if m == "generate"]
     max_tokens, stop = generate_settings(gen) if gen else (1, ())
     arg = modes[0] if len(set(modes)) == 1 else modes
     responses = engine.run(requests, arg, max_tokens=max_tokens, stop=stop)

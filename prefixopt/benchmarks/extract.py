@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 INVALID = (None, "none")
 # one number: "1,234.50", "$5", "-3", "$.50". Thousands groups have exactly three digits
-# ("3,4,5" is three numbers, not 345; the model's "4000,000" is one); a minus is a sign only when it touches the digits and
-# does not follow a word or a closing bracket ("12 - 3" and "12-3" end in 3, never -3).
+# ("3,4,5" is three numbers, not 345; the model's "4000,000" is one); a minus is a sign only
+# when it touches the digits and does not follow a word or a closing bracket ("12 - 3" and "12-3" end in 3, never -3).
 _DIGITS = r"(?:\d+(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<!\d)\.\d+"
 _NUM = rf"(?:(?<![\w)\]])-)?(?:\$\s?)?(?:{_DIGITS})"
 _ANY_NUM = re.compile(_NUM)
@@ -127,7 +127,8 @@ def _echoes_choices(clean: str, labels: Sequence[str]) -> bool:
     """Does the text open by copying the choice list ('A. x' then 'B. y' on the next line)?"""
     lines = [line.strip() for line in clean.splitlines() if line.strip()][:2]
     return len(labels) > 1 and len(lines) == 2 and all(
-        re.match(rf"{re.escape(label)}[.):]", line) for label, line in zip(labels, lines))
+        re.match(rf"{re.escape(label)}[.):]", line)
+        for label, line in zip(labels[:2], lines, strict=True))
 
 
 def extract_letter(text: str, labels: Sequence[str]) -> tuple[str | None, str]:

@@ -27,7 +27,8 @@ def summarise(
         raise PrefixoptError("an evaluation needs the no-prefix baseline")
     none = correct[kinds.index("none")]  # (Q,)
     comps = [stats.compare_to_none(c, none, rng, num_samples) for c in correct]
-    pvals = np.array([math.nan if k == "none" else c.p_value for k, c in zip(kinds, comps)])
+    pvals = np.array([math.nan if k == "none" else c.p_value
+                      for k, c in zip(kinds, comps, strict=True)])
     clusters = analysis.question_clusters(rows)  # (Q,) or None
     extra = []
     if clusters is not None:  # questions that share a subject: whole clusters resampled, and
@@ -35,7 +36,7 @@ def summarise(
         boot = [cluster_bootstrap(c.astype(float) - none, clusters, rng, num_samples)
                 for c in correct]
         pvals_cluster = np.array([math.nan if k == "none" else b[2]
-                                  for k, b in zip(kinds, boot)])
+                                  for k, b in zip(kinds, boot, strict=True)])
         extra = [pl.Series("diff_low_cluster", [b[0] for b in boot]),
                  pl.Series("diff_high_cluster", [b[1] for b in boot]),
                  pl.Series("p_cluster", pvals_cluster)]
@@ -46,7 +47,7 @@ def summarise(
         *(pl.Series("diff_vs_none" if f == "diff" else f, [getattr(c, f) for c in comps])
           for f in fields),
         pl.Series("p_value", [math.nan if k == "none" else c.p_value
-                              for k, c in zip(kinds, comps)]),
+                              for k, c in zip(kinds, comps, strict=True)]),
         *extra,
         pl.Series("p_holm", p_holm),
         pl.Series("significant", np.nan_to_num(p_holm, nan=1.0) < stats.ALPHA),

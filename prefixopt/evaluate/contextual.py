@@ -50,7 +50,7 @@ def per_context(rows: pl.DataFrame, labels: Sequence[str], questions: Sequence[Q
                 rng: np.random.Generator, num_samples: int) -> pl.DataFrame:
     """One row per context: questions, contextual vs none accuracy and paired difference with
     its bootstrap interval, exact McNemar p and Holm across contexts."""
-    label_of = dict(zip((q.question_id for q in questions), labels))
+    label_of = dict(zip((q.question_id for q in questions), labels, strict=True))
     wide = (rows.filter(pl.col("prefix_kind").is_in([KIND, "none"]))
             .pivot(on="prefix_kind", index="question_id", values="correct")
             .with_columns(context=pl.col("question_id").replace_strict(label_of)))

@@ -84,7 +84,7 @@ def compare(results: list) -> pl.DataFrame:
     fmts = [r.name.rsplit("_", 1)[1] for r in results]
     cols = ["prefix_index", "prefix", "prefix_kind"]
     table = results[0].summary.select(cols)
-    for f, r in zip(fmts, results):
+    for f, r in zip(fmts, results, strict=True):
         table = table.join(r.summary.select(
             *cols[:1], pl.col("accuracy").alias(f"accuracy_{f}"),
             pl.col("diff_vs_none").alias(f"diff_{f}"),

@@ -70,7 +70,8 @@ def fig_top_people(top: pl.DataFrame, path: Path, title: str, num_people: int = 
     fig, ax = plt.subplots(figsize=(9, 7))
     y = np.arange(len(top))[::-1]
     ax.barh(y, top["prob"].to_numpy(), color=[colours[f] for f in top["field"]])
-    ax.set_yticks(y, [f"{n} ({e})" for n, e in zip(top["name"], top["era"])], fontsize=8)
+    labels = [f"{n} ({e})" for n, e in zip(top["name"], top["era"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=8)
     ax.set(xlabel="final policy probability", title=title)
     ax.set_xlim(0, float(top["prob"].max()) * 1.08 if len(top) else 1)
     handles = [Patch(color=c, label=f) for f, c in colours.items()]
@@ -102,7 +103,7 @@ def fig_eval(summary: pl.DataFrame, path: Path, title: str) -> Path:
     sig = summary["significant"].to_list() if "significant" in summary.columns else []
     sig = sig or [False] * len(summary)
     labels = [f"{p[:40]} [{k}]{' *' if s and k != 'none' else ''}"
-              for p, k, s in zip(summary["prefix"], summary["prefix_kind"], sig)]
+              for p, k, s in zip(summary["prefix"], summary["prefix_kind"], sig, strict=True)]
     colours = [KIND_COLOURS.get(k, "k") for k in summary["prefix_kind"]]
     for a, mid, lo, hi, xl in (
         (ax[0], "accuracy", "ci_low", "ci_high", "held-out accuracy (95% Wilson CI)"),

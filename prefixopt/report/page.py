@@ -180,20 +180,22 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
         if "field_reward" in d:
             fr = d["field_reward"]
             n["field_reward"] = {f: {"samples": int(k), "mean_reward": float(r)} for f, k, r in
-                                 zip(fr["field"], fr["samples"], fr["mean_reward"])}
+                                 zip(fr["field"], fr["samples"], fr["mean_reward"], strict=True)}
         for e in d["evals"]:
             s = e["summary"]
             learned = s.filter(pl.col("prefix_kind") == "learned")
             n[f"eval/{e['name']}"] = {
-                "accuracy": dict(zip(s["prefix"], s["accuracy"].to_list())),
-                "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list())),
+                "accuracy": dict(zip(s["prefix"], s["accuracy"].to_list(), strict=True)),
+                "p_holm": dict(zip(s["prefix"], s["p_holm"].to_list(), strict=True)),
                 "contrasts": {k: {"diff": c.diff, "low": c.low, "high": c.high,
                                   "resampled": c.resampled}
                               for k, c in e["contrasts"].items()},
                 "learned_significant": int(learned["significant"].sum()),
-                "curse_gap": dict(zip(learned["prefix"], learned["curse_gap"].to_list())),
+                "curse_gap": dict(zip(learned["prefix"], learned["curse_gap"].to_list(),
+                                      strict=True)),
                 "train_minus_heldout": dict(zip(learned["prefix"],
-                                                learned["train_minus_heldout"].to_list())),
+                                                learned["train_minus_heldout"].to_list(),
+                                                strict=True)),
                 "winners_curse": curse_summary(s),
             }
         nums[d["id"]] = n

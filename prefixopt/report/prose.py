@@ -138,7 +138,7 @@ def _q2_kinds(data: list[dict[str, Any]]) -> list[str]:
         if "field_reward" in d:
             fr = d["field_reward"].filter(pl.col("samples") >= 5).head(3)
             best = ", ".join(f"{f} {r:.3f} ({n} samples)" for f, r, n in
-                             zip(fr["field"], fr["mean_reward"], fr["samples"]))
+                             zip(fr["field"], fr["mean_reward"], fr["samples"], strict=True))
             lines.append(f"- {d['id']}: highest mean training reward by field (fields sampled "
                          f"at least 5 times): {best}. Training rewards are measured on the "
                          "training questions and favour whoever got lucky; the held-out "
@@ -150,7 +150,7 @@ def _q2_kinds(data: list[dict[str, Any]]) -> list[str]:
                     f"- {d['id']}: the fields the policy over-weights (more mass than pool "
                     "share): " + ", ".join(f"{f} {m:.1%} of the mass ({r:.1f}x its pool share)"
                                            for f, m, r in zip(fm["field"], fm["mass"],
-                                                              fm["ratio"])) + ".")
+                                                              fm["ratio"], strict=True)) + ".")
             else:
                 lines.append(f"- {d['id']}: no field holds more mass than its pool share.")
     if not any("field_mass" in d or "field_reward" in d for d in data):
@@ -189,8 +189,8 @@ def _q5_benchmarks(data: list[dict[str, Any]], evals: list[tuple[dict, dict]],
     if len(benches) < 2:
         lines.append(f"- not answerable from one benchmark ({', '.join(benches)}): give "
                      "`prefixopt report` runs on several benchmarks.")
-        for j, o in zip((comparison or {}).get("jsd", []), (comparison or {}).get("top_overlap",
-                                                                                   [])):
+        comparison = comparison or {}
+        for j, o in zip(comparison.get("jsd", []), comparison.get("top_overlap", []), strict=True):
             lines.append(f"- {j['a']} vs {j['b']} (same benchmark, so not a benchmark "
                          f"difference): Jensen-Shannon divergence {j['jsd_bits']:.3f} bits (0 "
                          f"same, 1 disjoint); {o['shared_top20']} of the top 20 people shared. "
@@ -201,7 +201,7 @@ def _q5_benchmarks(data: list[dict[str, Any]], evals: list[tuple[dict, dict]],
         if "field_mass" in d:
             lines.append(f"- {d['benchmark']} ({d['id']}): top field "
                          f"{d['field_mass']['field'][0]} ({d['field_mass']['mass'][0]:.1%}).")
-    for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
+    for j, o in zip(comparison["jsd"], comparison["top_overlap"], strict=True):
         lines.append(f"- {j['a']} vs {j['b']}: Jensen-Shannon divergence {j['jsd_bits']:.3f} "
                      f"bits (0 same, 1 disjoint); {o['shared_top20']} of the top 20 people "
                      "shared.")
@@ -282,7 +282,7 @@ def comparison_md(data: list[dict[str, Any]], comparison: dict[str, Any], out: P
     if "field_mass" in comparison:
         lines += ["Probability mass by field:", "", _md_table(comparison["field_mass"]), "",
                   "![field_mass_runs](field_mass_runs.png)", ""]
-    for j, o in zip(comparison["jsd"], comparison["top_overlap"]):
+    for j, o in zip(comparison["jsd"], comparison["top_overlap"], strict=True):
         lines.append(f"- {j['a']} vs {j['b']}: JSD {j['jsd_bits']:.4f} bits, "
                      f"{o['shared_top20']} shared top-20 people")
     return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ def fig_learned_vs_none(t: pl.DataFrame, path: Path, title: str) -> Path:
     for i in range(len(own)):
         ax.errorbar(d[i], y[i], xerr=err[:, i:i + 1], fmt="o", color=colours[i], capsize=3)
     ax.set_yticks(y, [f"{g} -> {b}{' *' if s else ''}" for g, b, s in
-                      zip(own["trained_on"], own["evaluated_on"], own["significant"])],
+                      zip(own["trained_on"], own["evaluated_on"], own["significant"], strict=True)],
                   fontsize=8)
     ax.axvline(0, color="grey", ls=":")
     ax.set(xlabel="held-out accuracy, learned - no prefix [points] (95% paired bootstrap CI)",
