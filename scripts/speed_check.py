@@ -33,7 +33,7 @@ def hf_batched(model_path: str, mode: str, token_lists, starts, dtype: str, batc
                max_tokens: int = 1) -> tuple[float, int]:
     """Transformers in padded batches: bench's reference (e) on these prompts. Returns
     (seconds, computed prompt tokens)."""
-    from prefixopt.bench.local import batched_reference
+    from prefixopt.bench.reference import batched_reference
 
     seconds = batched_reference(model_path, mode, max_tokens, token_lists, starts, dtype, batch)
     return seconds, sum(len(x) for x in token_lists)
@@ -41,7 +41,7 @@ def hf_batched(model_path: str, mode: str, token_lists, starts, dtype: str, batc
 
 def hf_one_at_a_time(model_path: str, mode: str, token_lists, dtype: str,
                      max_tokens: int = 1) -> float:
-    from prefixopt.bench.local import sequential_reference
+    from prefixopt.bench.reference import sequential_reference
 
     return sequential_reference(model_path, mode, max_tokens, token_lists, dtype)
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from prefixopt.config import EngineConfig
-from prefixopt.records import NO_PERSON, Request
 from prefixopt import people as people_mod
 from prefixopt.ask import prompts
 from prefixopt.ask import scoring as scoring_mod
+from prefixopt.bench.reference import measure_references
 from prefixopt.benchmarks import default_split, load_split
+from prefixopt.config import EngineConfig
 from prefixopt.engines.vllm_engine import build_engine
+from prefixopt.records import NO_PERSON, Request
 
 # Used when no people table exists yet (prefixopt setup builds it).
 FALLBACK_NAMES = ("Albert Einstein", "Marie Curie", "Isaac Newton", "Leonardo da Vinci",
@@ -61,70 +63,8 @@ def shareable_tokens(token_lists: Sequence[Sequence[int]], block: int) -> tuple[
     return total, aligned
 
 
-def sequential_reference(model_path: str, mode: str, max_tokens: int,
-                         token_lists: Sequence[Sequence[int]], dtype: str = "auto") -> float:
-    """(d) The reference homework's way: transformers, one request at a time, no cache shared
-    between requests. cloze: one forward pass per choice prompt; letter/generate: generate().
-    Returns the wall time in seconds."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # the device vLLM ran (a)-(c) on
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    t = time.perf_counter()
-    with torch.inference_mode():
-        if mode == "cloze":
-            for ids in token_lists:  # one prompt per choice
-                model(torch.tensor([list(ids)], device=device))
-        else:
-            for ids in token_lists:
-                model.generate(torch.tensor([list(ids)], device=device), max_new_tokens=max_tokens,
-                               do_sample=False, output_scores=(mode == "letter"),
-                               return_dict_in_generate=True, pad_token_id=0)
-    return time.perf_counter() - t
 
 
-def batched_reference(model_path: str, mode: str, max_tokens: int,
-                      token_lists: Sequence[Sequence[int]], starts: Sequence[int] | None = None,
-                      dtype: str = "float32", batch: int = 16) -> float:
-    """(e) Plain transformers, batched: padded batches of `batch` prompts, longest first (as
-    lm-evaluation-harness's HF backend orders them), no cache shared between batches.
-    cloze: one forward per batch, log-softmax, each continuation's summed log-prob (starts);
-    letter: one forward per batch, the last position's log-probs; generate: greedy
-    `generate(max_new_tokens)` with left padding. Returns the wall time in seconds."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    order = sorted(range(len(token_lists)), key=lambda j: -len(token_lists[j]))
-    t = time.perf_counter()
-    with torch.inference_mode():
-        for b0 in range(0, len(order), batch):
-            idx = order[b0:b0 + batch]
-            width = max(len(token_lists[j]) for j in idx)
-            ids = torch.zeros((len(idx), width), dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, j in enumerate(idx):
-                n = len(token_lists[j])
-                cols = slice(width - n, width) if mode != "cloze" else slice(0, n)
-                ids[r, cols] = torch.tensor(list(token_lists[j]))
-                mask[r, cols] = 1
-            ids, mask = ids.to(device), mask.to(device)
-            if mode == "generate":
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_tokens,
-                               do_sample=False, pad_token_id=0)
-                continue
-            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(),
-                                     dim=-1)
-            if mode == "cloze" and starts is not None:
-                for r, j in enumerate(idx):
-                    toks = list(token_lists[j])
-                    pos = torch.arange(starts[j], len(toks), device=device)
-                    logp[r, pos - 1, torch.tensor(toks[starts[j]:], device=device)].sum().item()
-            else:
-                logp[:, -1].max(dim=-1).values.sum().item()
-    return time.perf_counter() - t
 
 
 def bench_inputs(benchmark: str, scoring: str | None, num_fewshot: int, k: int, b: int,
@@ -146,6 +86,25 @@ def bench_inputs(benchmark: str, scoring: str | None, num_fewshot: int, k: int, 
     return mode, pool, questions, fewshot, heads, names_source
 
 
+@dataclass
+class Timed:
+    """One engine, its K x B prompt set and how to time a call on it."""
+
+    engine: Any
+    mode: str
+    requests: list[Request]  # (K*B,) person-major
+    k: int
+    b: int
+    max_tokens: int
+    stop: tuple
+
+    def run(self, reqs: Sequence[Request], cache: bool = True) -> tuple[float, list]:
+        t0 = time.perf_counter()
+        out = self.engine.run(reqs, self.mode, max_tokens=self.max_tokens, stop=self.stop,
+                              prefix_cache=cache)
+        return time.perf_counter() - t0, out
+
+
 def run_bench(
     engine_cfg: EngineConfig,
     *,
@@ -162,7 +121,7 @@ def run_bench(
     seed: int = 0,
     progress: Callable[[str], None] = lambda step: None,
 ) -> dict[str, Any]:
-    """Build the engine once, time (a)-(d) on the same K x B prompts, return the summary."""
+    """Build the engine once, time (a)-(e) on the same K x B prompts, return the summary."""
 
     t_all = time.perf_counter()
     mode, pool, questions, fewshot, heads, names_source = bench_inputs(
@@ -184,18 +143,35 @@ def run_bench(
     max_tokens, stop = (scoring_mod.generate_settings(warm) if mode == "generate" else (1, ()))
     engine.run(warm, mode, max_tokens=max_tokens, stop=stop)
 
-    def timed_run(reqs: Sequence[Request], cache: bool = True) -> tuple[float, list]:
-        t0 = time.perf_counter()
-        out = engine.run(reqs, mode, max_tokens=max_tokens, stop=stop, prefix_cache=cache)
-        return time.perf_counter() - t0, out
-
-    # (a) one batched call, cache on, cold cache; host time = render + judge around it
-    progress("(a) one batched call, prefix cache on")
     t = time.perf_counter()
     requests = render()  # (K*B,) person-major
     render_s = time.perf_counter() - t
+    timed = Timed(engine, mode, requests, len(heads), len(questions), max_tokens, tuple(stop))
+    out = measure_engine(timed, render_s, progress)
+    out.update(measure_references(timed, sequential_subset, batched_subset, progress))
+    a_s = out["batched_cache_s"]
+    out["computed_tok_per_s"]["batched_hf"] = out.pop("_batched_hf_tok_per_s")
+    out["computed_tok_per_s"]["sequential_hf"] = out.pop("_sequential_hf_tok_per_s")
+    out.update({
+        "speedup_vs_sequential": out["sequential_s"] / a_s,
+        "speedup_vs_batched_hf": out["batched_hf_s"] / a_s,
+        "ratio_to_batched_hf": a_s / out["batched_hf_s"],
+    })
+    return {"benchmark": benchmark, "scoring": mode, "prompt_format": prompt_format,
+            "num_fewshot": num_fewshot, "k": len(heads), "b": len(questions),
+            "num_prompts": len(requests), "names_source": names_source, **engine.info(),
+            "engine_start_s": engine_start_s, **out,
+            "total_s": time.perf_counter() - t_all}
+
+
+def measure_engine(timed: Timed, render_s: float, progress: Callable[[str], None]
+                   ) -> dict[str, Any]:
+    """(a) one batched call with the prefix cache (cold), host time around it; (b) the same
+    with the cache off; (c) one call per person."""
+    engine, requests, mode = timed.engine, timed.requests, timed.mode
+    progress("(a) one batched call, prefix cache on")
     engine.reset_prefix_cache()
-    a_s, responses = timed_run(requests)
+    a_s, responses = timed.run(requests)
     t = time.perf_counter()
     answers = [scoring_mod.judge(r, x, mode) for r, x in zip(requests, responses, strict=True)]
     judge_s = time.perf_counter() - t
@@ -208,60 +184,26 @@ def run_bench(
 
     progress("(b) one batched call, prefix cache off")
     engine.reset_prefix_cache()
-    b_s, responses_b = timed_run(requests, cache=False)
+    b_s, responses_b = timed.run(requests, cache=False)
     progress("(c) one call per person")
     engine.reset_prefix_cache()
     c_s, c_computed = 0.0, 0
-    for i in range(len(heads)):
-        secs, out_c = timed_run(requests[i * len(questions):(i + 1) * len(questions)])
+    for i in range(timed.k):
+        secs, out_c = timed.run(requests[i * timed.b:(i + 1) * timed.b])
         c_s += secs
         c_computed += sum(x.prompt_tokens - x.cached_tokens for x in out_c)
-
-    progress(f"(d) transformers, one request at a time, {sequential_subset} prompts")
-    step = max(len(requests) // max(sequential_subset, 1), 1)
-    subset = list(range(0, len(requests), step))[:sequential_subset]  # spread over people
-    sub_tokens = engine.prompt_token_ids([requests[i] for i in subset], mode)
-    # the references run in the engine's resolved dtype (auto -> float32 on a CPU without
-    # native bf16, where a bf16 matmul is ~50x slower)
-    d_sub_s = sequential_reference(engine.model, mode, max_tokens, sub_tokens, engine.dtype)
-    d_s = d_sub_s / len(subset) * len(requests)  # extrapolated to K*B prompts
-
-    n_e = len(token_lists) if not batched_subset else min(batched_subset, len(token_lists))
-    progress(f"(e) transformers, padded batches of 16, {n_e} engine prompts")
-    e_idx = list(range(0, len(token_lists), max(len(token_lists) // n_e, 1)))[:n_e]
-    e_starts = engine.cloze_tokens(requests)[2] if mode == "cloze" else None
-    e_sub_s = batched_reference(engine.model, mode, max_tokens,
-                                [token_lists[j] for j in e_idx],
-                                [e_starts[j] for j in e_idx] if e_starts else None,
-                                engine.dtype)
-    e_s = e_sub_s / len(e_idx) * len(token_lists)
-    all_tokens = sum(map(len, token_lists))
-
     host_s = render_s + judge_s
     return {
-        "benchmark": benchmark, "scoring": mode, "prompt_format": prompt_format,
-        "num_fewshot": num_fewshot, "k": len(heads), "b": len(questions),
-        "num_prompts": len(requests), "engine_prompts": len(token_lists),
-        "names_source": names_source, **engine.info(),
-        "engine_start_s": engine_start_s,
+        "engine_prompts": len(token_lists),
         "batched_cache_s": a_s, "batched_nocache_s": b_s, "per_person_s": c_s,
-        "sequential_s": d_s, "sequential_extrapolated": True,
-        "sequential_measured_prompts": len(subset), "sequential_measured_s": d_sub_s,
-        "speedup_vs_sequential": d_s / a_s, "speedup_cache": b_s / a_s,
-        "speedup_vs_per_person": c_s / a_s,
-        "batched_hf_s": e_s, "batched_hf_extrapolated": len(e_idx) < len(token_lists),
-        "batched_hf_measured_prompts": len(e_idx), "batched_hf_measured_s": e_sub_s,
-        "batched_hf_batch": 16, "speedup_vs_batched_hf": e_s / a_s,
-        "ratio_to_batched_hf": a_s / e_s,
+        "speedup_cache": b_s / a_s, "speedup_vs_per_person": c_s / a_s,
         # computed prompt tokens (not served from the prefix cache) per second, per way
         "computed_tok_per_s": {
             "batched_cache": (prompt_tokens - cached_tokens) / a_s,
             "batched_nocache": sum(x.prompt_tokens - x.cached_tokens for x in responses_b) / b_s,
             "per_person": c_computed / c_s,
-            "sequential_hf": sum(map(len, sub_tokens)) / d_sub_s,
-            "batched_hf": sum(len(token_lists[j]) for j in e_idx) / e_sub_s,
         },
-        "engine_prompt_tokens": all_tokens,
+        "engine_prompt_tokens": sum(map(len, token_lists)),
         "render_s": render_s, "judge_s": judge_s, "host_s": host_s,
         "host_share": host_s / a_s,
         # tokenising happens inside engine.run (counted in (a)); shown for transparency
@@ -275,5 +217,6 @@ def run_bench(
         "nocache_cached_tokens": sum(x.cached_tokens for x in responses_b),
         "prompts_per_s": len(requests) / a_s,
         "accuracy": float(np.mean([a.correct for a in answers])),
-        "total_s": time.perf_counter() - t_all,
     }
+
+

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from prefixopt.config import EngineConfig
-from prefixopt.records import NO_PERSON
 from prefixopt.ask import prompts
 from prefixopt.ask import scoring as scoring_mod
 from prefixopt.bench.local import bench_inputs
+from prefixopt.config import EngineConfig
 from prefixopt.engines.openai_client import Http, post_all
 from prefixopt.engines.openai_engine import build_openai_engine
+from prefixopt.records import NO_PERSON
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
