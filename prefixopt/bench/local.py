@@ -17,6 +17,7 @@ import numpy as np
 from prefixopt import people as people_mod
 from prefixopt.ask import prompts
 from prefixopt.ask import scoring as scoring_mod
+from prefixopt.bench import roofline
 from prefixopt.bench.reference import measure_references
 from prefixopt.benchmarks import default_split, load_split
 from prefixopt.config import EngineConfig
@@ -148,6 +149,7 @@ def run_bench(
     render_s = time.perf_counter() - t
     timed = Timed(engine, mode, requests, len(heads), len(questions), max_tokens, tuple(stop))
     out = measure_engine(timed, render_s, progress)
+    out.update(limit(timed, out, progress))
     out.update(measure_references(timed, sequential_subset, batched_subset, progress))
     a_s = out["batched_cache_s"]
     out["computed_tok_per_s"]["batched_hf"] = out.pop("_batched_hf_tok_per_s")
@@ -217,6 +219,30 @@ def measure_engine(timed: Timed, render_s: float, progress: Callable[[str], None
         "nocache_cached_tokens": sum(x.cached_tokens for x in responses_b),
         "prompts_per_s": len(requests) / a_s,
         "accuracy": float(np.mean([a.correct for a in answers])),
+        "question_evals_per_s": len(requests) / a_s,  # person x question pairs scored per s
+        "_prompt_tokens": [x.prompt_tokens for x in responses],
+        "_cached_tokens": [x.cached_tokens for x in responses],
     }
+
+
+def limit(timed: Timed, out: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
+    """The machine's matrix-product peak at the model's shapes (after the engine started, so in
+    its thread setting) and (a)'s model FLOP/s as a fraction of it (bench/roofline.py)."""
+    progress("matrix-product peak at the model's shapes")
+    cfg = roofline.model_config(timed.engine.model)
+    peak = roofline.gemm_peak(cfg, timed.engine.dtype)
+    prompt, cached = out.pop("_prompt_tokens"), out.pop("_cached_tokens")
+    if timed.mode == "cloze":  # one engine prompt per choice; a request's cached tokens are
+        # counted per request, so spread evenly over its choices (attention's share only)
+        ids, owner, starts = timed.engine.cloze_tokens(timed.requests)
+        per_request = np.bincount([r for r, _ in owner], minlength=len(prompt))  # (R,)
+        cached = [cached[r] // per_request[r] for r, _ in owner]
+        prompt = [len(x) for x in ids]
+        # the LM head runs on the continuation rows only (vllm_cloze's trim)
+        head_rows = sum(n - s for n, s in zip(prompt, starts, strict=True))
+    else:  # one row per sequence, and one per generated token
+        head_rows = len(prompt) * timed.max_tokens
+    return {**peak, **roofline.roofline(cfg, peak["gemm_peak_gflops"], out["batched_cache_s"],
+                                        prompt, cached, head_rows)}
 
 
