@@ -18,11 +18,11 @@ import numpy as np
 
 from prefixopt.benchmarks import get_task, load_split, text_hash
 from prefixopt.config import PROMPT_FORMATS
+from prefixopt.engines import Engine, probe_persona_placement
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question, Request
 
 _SENTINEL = "\x00PREFIXOPT-USER\x00"
-_PERSONA_SENTINEL = "PREFIXOPT-PERSONA-CHECK-7F3A"
 PLACEMENTS = ("system", "user")
 
 
@@ -60,23 +60,13 @@ Shots = Sequence[Question] | FewShot  # one block for every question, or a FewSh
 
 
 def persona_placement(engine: object) -> str:
-    """Where this engine's chat template puts a persona: "system" when a sentinel system message
-    appears in the rendered prompt; "user" when the template raises on a system role or renders
-    without it (lm-evaluation-harness silently loses the system message there: its issues
-    #2069 and #3076). Checked once per engine."""
-    cached = getattr(engine, "_prefixopt_persona_placement", None)
-    if cached is not None:
-        return cached
-    try:
-        text = engine.render_chat(_PERSONA_SENTINEL, "Which is larger, 2 or 3?")
-        placement = "system" if _PERSONA_SENTINEL in text else "user"
-    except Exception:  # noqa: BLE001 - jinja raises its own errors for "no system role"
-        placement = "user"
-    try:
-        engine._prefixopt_persona_placement = placement
-    except AttributeError:  # an engine with __slots__: check again next time
-        pass
-    return placement
+    """Where this engine's chat template puts a persona, "system" or "user" (no system role:
+    the persona opens the user turn): the engine's own `persona_placement`, computed once by
+    the engine (engines.probe_persona_placement). An object that is only a renderer (a
+    render_chat and nothing of the Engine protocol) is probed each time."""
+    if isinstance(engine, Engine):
+        return engine.persona_placement
+    return probe_persona_placement(engine.render_chat)
 
 
 def persona(template: str, name: str) -> str:
@@ -96,9 +86,9 @@ class _ChatSplicer:
         self.engine = engine
         self.parts: dict[str | None, tuple[str, str]] = {}
         self.verified: dict[str, bool] = {}
-        # persona into the user turn? known from an earlier check, else from the first render
+        # persona into the user turn? the engine knows; a bare renderer: from the first render
         # of a system message (no extra template call)
-        self.fold = getattr(engine, "_prefixopt_persona_placement", None) == "user"
+        self.fold = isinstance(engine, Engine) and engine.persona_placement == "user"
 
     def __call__(self, system: str | None, user: str) -> str:
         if system is not None and not self.fold and system not in self.parts:
@@ -144,11 +134,12 @@ def build_grid(
              for q in questions]  # (B,) each question's few-shot examples
     render = (lambda t, q, m, f: t.render_user(q, m, f)) if prompt_format == "chat" else (
         lambda t, q, m, f: t.render_harness(q, m, f))
-    bodies = [render(t, q, m, f) for t, q, m, f in zip(tasks, questions, modes, shots)]  # (B,)
+    bodies = [render(t, q, m, f) for t, q, m, f in zip(tasks, questions, modes, shots,
+                                                             strict=True)]  # (B,)
     splice = _ChatSplicer(engine) if prompt_format == "chat" else None
     conts = [t.continuations(q, prompt_format) if m == "cloze" else ()
-             for t, q, m in zip(tasks, questions, modes)]
-    letters = [q.labels if m == "letter" else () for q, m in zip(questions, modes)]
+             for t, q, m in zip(tasks, questions, modes, strict=True)]
+    letters = [q.labels if m == "letter" else () for q, m in zip(questions, modes, strict=True)]
     requests = []
     for person_id, system in prefixes:  # person-major
         for q, body, cont, lets in zip(questions, bodies, conts, letters, strict=True):

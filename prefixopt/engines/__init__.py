@@ -1,17 +1,23 @@
-"""The engines side by side under one protocol: `vllm_engine` (the in-process vLLM engine, the
-ONLY place that imports vllm; `vllm_cloze` and `vllm_boot` are its parts) and `synthetic`
-(planted accuracies, for learner studies). `Engine` is what train, eval and study need;
-`CacheEngine` is the capability bench needs on top (the prefix cache and the exact tokens).
+"""The engines side by side under one protocol: `vllm_engine` (in-process vLLM; `vllm_cloze`
+and `vllm_boot` are its parts, `patches` every patch on vLLM/torch), `openai_engine` (an
+OpenAI-compatible server; `serve`/`vllm_server` start one), `synthetic` (planted accuracies).
+`build` is the one place that picks one. `Engine` is what train, eval and study need, its
+capabilities (`api`, `persona_placement`) declared by each engine; `CacheEngine` is what bench
+needs on top (the prefix cache and the exact tokens).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from prefixopt.config import SCORINGS
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
+
+PERSONA_SENTINEL = "PREFIXOPT-PERSONA-CHECK-7F3A"
+ENGINE_APIS = ("completions", "chat")  # Engine.api
+PLACEMENTS = ("system", "user")  # Engine.persona_placement
 
 
 def run_modes(requests: Sequence[Request], mode: str | Sequence[str]) -> list[str]:
@@ -25,8 +31,27 @@ def run_modes(requests: Sequence[Request], mode: str | Sequence[str]) -> list[st
     return modes
 
 
+def probe_persona_placement(render_chat: Callable[[str | None, str], str]) -> str:
+    """Where a chat template puts a persona: "system" when a sentinel system message appears in
+    the rendered prompt; "user" when the template raises on a system role or renders without
+    it (lm-evaluation-harness silently loses the system message there: its issues #2069 and
+    #3076). What an engine's `persona_placement` computes, once."""
+    try:
+        text = render_chat(PERSONA_SENTINEL, "Which is larger, 2 or 3?")
+    except Exception:  # noqa: BLE001 - jinja raises its own errors for "no system role"
+        return "user"
+    return "system" if PERSONA_SENTINEL in text else "user"
+
+
+@runtime_checkable
 class Engine(Protocol):
-    """What train, eval and study need from an engine."""
+    """What train, eval and study need from an engine. Capabilities: `api` is "completions"
+    (prompts as text/token ids, log-probs of any token: letter, cloze, margin) or "chat"
+    (messages; only the top log-probs of generated tokens); `persona_placement` is "system"
+    or "user" (the template has no system role: the persona opens the user turn)."""
+
+    api: str
+    persona_placement: str
 
     def render_chat(self, system: str | None, user: str) -> str:
         """The model's chat template applied to [system?, user] + the generation prompt."""

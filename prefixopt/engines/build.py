@@ -1,7 +1,9 @@
 """The one place that branches on the engine kind: check an engine's options before anything
-starts (`check_engine`), then build the job's ONE engine (`make_engine`): the in-process vLLM
-engine, an OpenAI-compatible server, or the synthetic engine (a simulate run's own planted one,
-rebuilt from its config.json by `synthetic_engine_for_run`).
+starts (`check_engine`, which locates the model once), resolve them once (`resolve`:
+engines.resolved), then build the job's ONE engine (`make_engine`): the in-process vLLM engine,
+an OpenAI-compatible server, or the synthetic engine (a scenario's planted one,
+`synthetic_engine`, or a simulate run's, rebuilt from its config.json by
+`synthetic_engine_for_run`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prefixopt import runs
 from prefixopt.config import EngineConfig
 from prefixopt.device import DTYPES
 from prefixopt.engines.openai_engine import APIS, build_openai_engine
+from prefixopt.engines.resolved import ResolvedEngine, resolve_engine
 from prefixopt.engines.scenarios import small_effects
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.engines.vllm_engine import build_engine
@@ -26,15 +29,18 @@ from prefixopt.models import locate
 ENGINE_KINDS = ("vllm", "synthetic", "openai")
 
 
-def check_engine(cfg: EngineConfig) -> None:
-    """The engine options: its kind, the dtype, the model (path or cached hub id)."""
+def check_engine(cfg: EngineConfig) -> str:
+    """The engine options: its kind, the dtype, the model (path or cached hub id). Returns the
+    located model for --engine vllm ("" otherwise): pass it on to `resolve` (no second
+    models.locate)."""
 
+    model_path = ""
     if cfg.kind not in ENGINE_KINDS:
         raise PrefixoptError(f"--engine {cfg.kind!r} is not one of: {', '.join(ENGINE_KINDS)}")
     if cfg.kind == "vllm":
         if cfg.dtype not in DTYPES:
             raise PrefixoptError(f"--dtype {cfg.dtype!r} is not one of: {', '.join(DTYPES)}")
-        locate(cfg.model)
+        model_path = locate(cfg.model)
     if cfg.kind == "openai":
         if not cfg.base_url or not cfg.base_url.startswith(("http://", "https://")):
             raise PrefixoptError("--engine openai needs --base-url http(s)://HOST:PORT/v1 (what "
@@ -46,12 +52,22 @@ def check_engine(cfg: EngineConfig) -> None:
                                  "--request-timeout > 0")
     elif cfg.base_url:
         raise PrefixoptError(f"--base-url is for --engine openai, not --engine {cfg.kind}")
+    return model_path
+
+
+def resolve(cfg: EngineConfig, model_path: str | None = None) -> ResolvedEngine:
+    """The job's one ResolvedEngine (model path, device, dtype and why, block size, seed);
+    model_path: what check_engine returned (the model is then not located again). Imports
+    torch for --engine vllm (the device)."""
+    return resolve_engine(cfg, model_path=model_path or None)
 
 
 def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
-                run_dir: str | Path | None = None) -> tuple[Any, float]:
-    """(engine, seconds it took to start). vllm: the in-process vLLM engine. synthetic: the
-    planted engine a simulate run recorded, else everyone at 0.5 (plumbing tests)."""
+                run_dir: str | Path | None = None,
+                resolved: ResolvedEngine | None = None) -> tuple[Any, float]:
+    """(engine, seconds it took to start). vllm: the in-process vLLM engine (from `resolved`,
+    else resolved here). synthetic: the planted engine a simulate run recorded, else everyone
+    at 0.5 (plumbing tests)."""
     t = time.perf_counter()
     if cfg.kind == "synthetic":
         planted = run_dir is not None and (Path(run_dir) / "config.json").is_file() and (
@@ -63,8 +79,17 @@ def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,
     elif cfg.kind == "openai":
         engine = build_openai_engine(cfg)
     else:
-        engine = build_engine(cfg)
+        engine = build_engine(cfg, resolved)
     return engine, time.perf_counter() - t
+
+
+def synthetic_engine(people, scenario, base_accuracy: float, difficulty_sd: float,
+                     seed: int) -> SyntheticEngine:
+    """The planted engine of a scenario (engines.scenarios: its engine_accuracy(), one entry
+    per person row or one table per benchmark), what simulate and study's synthetic grid run
+    against."""
+    return SyntheticEngine(people, scenario.engine_accuracy(), base_accuracy, difficulty_sd,
+                           seed)
 
 
 def synthetic_engine_for_run(run_dir: str | Path):

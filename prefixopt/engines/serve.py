@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
+from prefixopt.config import EngineConfig
+from prefixopt.engines.resolved import ResolvedEngine, resolve_engine
 from prefixopt.errors import PrefixoptError
-from prefixopt import device
 from prefixopt.models import locate
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,36 +68,36 @@ class ServeSpec:
 def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                   served_name: str | None = None, extra: Sequence[str] = (),
                   dev_mode: bool = False, cuda: bool | None = None,
-                  flags: frozenset[str] | None = None) -> ServeSpec:
+                  flags: frozenset[str] | None = None,
+                  resolved: ResolvedEngine | None = None) -> ServeSpec:
     """The `vllm serve` argv and environment for this EngineConfig, resolved as the in-process
     engine resolves it (vllm_engine.build_engine): the model alias, dtype by device, the CPU
     block size, prefix caching, logprobs after allowed_token_ids masking. served_name (default:
     the model as given, e.g. the alias) is the name clients send. cuda/flags: the device (None:
     this machine's). dev_mode: vLLM's dev routes (/reset_prefix_cache ...), trusted hosts only.
-    Raises PrefixoptError for a model that cannot be found."""
+    resolved: cfg already resolved (engines.resolved; then cuda/flags are not read). Raises
+    PrefixoptError for a model that cannot be found."""
 
-    model = locate(cfg.model)
-    cuda = device.cuda_available() if cuda is None else cuda
-    flags = device.cpu_flags() if flags is None else flags
-    dtype = device.resolve_dtype(cfg.dtype, cuda=cuda, flags=flags,
-                                 saved=device.model_dtype(model))
+    if resolved is None:
+        resolved = resolve_engine(cfg, cuda=cuda, flags=flags)
+    model, cuda, dtype = resolved.model_path, resolved.cuda, resolved.dtype
     argv = [sys.executable, "-m", "prefixopt.engines.vllm_server", "serve", model,
             "--host", host, "--port", str(port),
             "--served-model-name", served_name or cfg.model,
             "--dtype", dtype, "--max-model-len", str(cfg.max_model_len),
-            "--seed", str(cfg.seed),
+            "--seed", str(resolved.seed),
             "--logprobs-mode", "processed_logprobs",
             # no sampling defaults from the model's generation_config.json: a request gets
             # what it asks for, as SamplingParams in-process
             "--generation-config", "vllm",
             "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens
             "--disable-uvicorn-access-log",  # one line per request would dwarf the log
-            "--enable-prefix-caching" if cfg.enable_prefix_caching else "--no-enable-prefix-caching",
+            ("--enable-prefix-caching" if cfg.enable_prefix_caching
+             else "--no-enable-prefix-caching"),
             "--tensor-parallel-size", str(cfg.tensor_parallel_size),
             "--data-parallel-size", str(cfg.data_parallel_size)]
-    block_size = cfg.block_size if cfg.block_size is not None else (None if cuda else CPU_BLOCK_SIZE)
-    if block_size is not None:
-        argv += ["--block-size", str(block_size)]
+    if resolved.block_size is not None:
+        argv += ["--block-size", str(resolved.block_size)]
     if cuda:
         argv += ["--gpu-memory-utilization", f"{cfg.gpu_memory_utilization:g}"]
     if cfg.load_in_4bit:
@@ -277,11 +277,11 @@ def start_server(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DEF
     server in the background; call .wait_ready() on the handle. Output goes to `log`
     (default: default_log(port)), or to this terminal when verbose."""
 
-    locate(cfg.model)  # cheap checks first; serve_command imports torch
+    model_path = locate(cfg.model)  # cheap checks first; resolving the device imports torch
     if "--headless" not in extra:
         check_port(host, port)
     spec = serve_command(cfg, host=host, port=port, served_name=served_name, extra=extra,
-                         dev_mode=dev_mode)
+                         dev_mode=dev_mode, resolved=resolve_engine(cfg, model_path=model_path))
     return Server(spec, None if verbose else (log or default_log(port))).start()
 
 

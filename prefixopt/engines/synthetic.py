@@ -1,6 +1,8 @@
 """A synthetic engine with planted per-person accuracies, for learner studies (the scenarios
-and the `prefixopt simulate` driver live in simulate.py). P(correct | person, q) = sigmoid(logit(acc_person) + d_q), with a per-question
-difficulty d_q ~ N(0, difficulty_sd) shared by everyone (so common random numbers matter, as
+live in engines/scenarios.py, the `prefixopt simulate` driver in learn/simulate.py;
+engines.build.synthetic_engine builds one for a scenario).
+P(correct | person, q) = sigmoid(logit(acc_person) + d_q), with a per-question difficulty
+d_q ~ N(0, difficulty_sd) shared by everyone (so common random numbers matter, as
 on real benchmarks) and a Bernoulli draw hashed from (seed, person_id, question_id): the same
 person asked the same question again gives the same answer. No LLM, no I/O.
 """
@@ -37,6 +39,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 class SyntheticEngine:
     """Implements the Engine protocol from planted accuracies (N,), row-aligned with people."""
+
+    api = "completions"  # log-probs for every choice (letter, cloze, margin)
+    persona_placement = "system"  # render_chat keeps the system text, as a first paragraph
 
     def __init__(
         self,
@@ -76,7 +81,8 @@ class SyntheticEngine:
         qs = [self._question(q) for q in question_ids]
         q_hash = np.array([h for h, _ in qs], dtype=np.uint64)  # (M,)
         d_q = np.array([d for _, d in qs])  # (M,)
-        rows = self._sorted_rows[np.searchsorted(self._sorted_ids, person_ids).clip(0, len(self._sorted_ids) - 1)]
+        found = np.searchsorted(self._sorted_ids, person_ids).clip(0, len(self._sorted_ids) - 1)
+        rows = self._sorted_rows[found]
         person_logit = self._person_logit[rows]  # (M,)
         if self._benchmark_logit and benchmarks is not None:
             for b, table in self._benchmark_logit.items():
@@ -107,7 +113,7 @@ class SyntheticEngine:
         )
         modes = [mode] * len(requests) if isinstance(mode, str) else list(mode)
         out = []
-        for req, good, m in zip(requests, ok, modes):
+        for req, good, m in zip(requests, ok, modes, strict=True):
             q = req.question
             tokens = max(1, len(req.prompt) // 4)
             if m == "generate":

@@ -7,8 +7,10 @@ so a prompt sent to a server is byte-identical to the one scored in-process.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
+from prefixopt.engines import probe_persona_placement
 from prefixopt.errors import PrefixoptError
 
 
@@ -29,6 +31,12 @@ class TokenizerSide:
         return self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
+
+    @cached_property
+    def persona_placement(self) -> str:
+        """"system" or "user" (no system role in this template), probed once per engine
+        (engines.probe_persona_placement)."""
+        return probe_persona_placement(self.render_chat)
 
     def template_without_system(self) -> str:
         """What the chat template puts in on its own when no system message is sent."""

@@ -1,6 +1,7 @@
 """vLLM's start-up, mended where it goes wrong for prefixopt: the CPU build's compile cache
-that never reloads (so every start recompiled, ~140 s on 2 cores), and vLLM's many load
-errors mapped to one line that says what to change.
+that never reloads (so every start recompiled, ~140 s on 2 cores; installed through
+engines.patches, which checks the versions), and vLLM's many load errors mapped to one line that
+says what to change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def mend_aot_cache_load() -> None:
     only), fails with "'function' object has no attribute 'finalize_loading'" and compiles
     again on every start (~140 s here). Giving that function a no-op `finalize_loading` lets
     the saved artifact load (nothing is left to finalise for Inductor's artifact). Idempotent;
-    does nothing when torch's class is not there."""
+    does nothing when torch's class is not there. Apply it with patches.apply("aot_cache_load")."""
     try:
         from torch._dynamo import aot_compile_types as act
     except ImportError:

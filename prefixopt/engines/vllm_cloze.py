@@ -19,8 +19,9 @@ Two costs vLLM adds over what cloze needs, and what is done about them:
    request name, in `SamplingParams.extra_args[FIRST_ROW]`, the first row it will read; the LM
    head then runs only on rows from there on, and the rows before it get zero logits (their
    log-probs are meaningless and never read). The rows that are read are computed exactly as
-   before. Anything unexpected (another vLLM, a plan that does not match the rows vLLM asks
-   for) falls back to vLLM's own computation for that step.
+   before. Anything unexpected (a plan that does not match the rows vLLM asks for) falls
+   back to vLLM's own computation for that step; another vLLM version does
+   not get the trim at all (engines.patches).
 """
 
 from __future__ import annotations
@@ -32,23 +33,21 @@ from prefixopt.records import Request, Response
 from prefixopt.errors import PrefixoptError
 
 FIRST_ROW = "prefixopt_first_logit_row"  # SamplingParams.extra_args key
-TRIM_VLLM_VERSIONS = ("0.32.",)  # the runner internals `trim_prompt_logits` relies on
 ROW_BUCKET = 16  # LM-head rows are padded to a multiple of this (see compute_logits)
 
 
 def trim_prompt_logits() -> bool:
     """Install the row trim on vLLM's (GPU/CPU) model runner class, once. Returns whether it
     is installed. It reaches the runner only when the engine core runs in this process (the
-    CPU setting VLLM_ENABLE_V1_MULTIPROCESSING=0); elsewhere vLLM computes every row."""
+    CPU setting VLLM_ENABLE_V1_MULTIPROCESSING=0); elsewhere vLLM computes every row. Written
+    against vLLM 0.32.0's runner internals: install it through patches.apply, which checks
+    the version."""
     import torch
-    import vllm
     from vllm.v1.worker import gpu_model_runner as gmr
 
     runner_cls = gmr.GPUModelRunner
     if getattr(runner_cls._get_prompt_logprobs_dict, "_prefixopt_trim", False):
         return True
-    if not vllm.__version__.startswith(TRIM_VLLM_VERSIONS):
-        return False
     original = runner_cls._get_prompt_logprobs_dict
 
     def _get_prompt_logprobs_dict(self: Any, hidden_states: Any,

@@ -1,6 +1,8 @@
-"""The ONLY module that imports vllm (lazily). Builds `vllm.LLM` once and scores a batch of
-Requests in ONE `generate` call with automatic prefix caching, returning one Response per
-request in request order with prompt / cached / output token counts.
+"""The in-process vLLM engine: builds `vllm.LLM` once (from the job's ResolvedEngine) and scores
+a batch of Requests in ONE `generate` call with automatic prefix caching, returning one Response
+per request in request order with prompt / cached / output token counts. vllm is imported lazily
+here and in its parts (vllm_cloze, vllm_boot) and in vllm_server (the `prefixopt serve` child);
+every patch on vLLM or torch is applied through engines.patches.
 
 Cloze and the prefix cache (measured on vLLM 0.32, CPU build): a request with
 `prompt_logprobs` sets `skip_reading_prefix_cache=True` by default, so the harness's way
@@ -27,31 +29,27 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
-from prefixopt.engines import run_modes
+from prefixopt.config import EngineConfig
+from prefixopt.engines import patches, run_modes
+from prefixopt.engines.resolved import ResolvedEngine, resolve_engine
 from prefixopt.engines.tokens import TokenizerSide
-from prefixopt.engines.vllm_boot import load_error, mend_aot_cache_load
+from prefixopt.engines.vllm_boot import load_error
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Request, Response
-from prefixopt.models import locate
-from prefixopt import device
-from prefixopt.engines.vllm_cloze import trim_prompt_logits
 from prefixopt.engines.vllm_cloze import cloze_batch
 from prefixopt.engines.vllm_cloze import cloze_tokens
 
 
-def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
-    """Build the one vLLM engine of this process from an EngineConfig (overrides: extra
-    `vllm.LLM` keyword arguments, for measurements)."""
+def build_engine(cfg: EngineConfig, resolved: ResolvedEngine | None = None,
+                 **overrides: Any) -> VllmEngine:
+    """Build the one vLLM engine of this process from an EngineConfig and its ResolvedEngine
+    (None: resolved here; a missing or unreachable model is one line and no engine).
+    overrides: extra `vllm.LLM` keyword arguments, for measurements."""
 
-    model = locate(cfg.model)  # one line and no engine for a missing or unreachable model
-
+    resolved = resolved if resolved is not None else resolve_engine(cfg)
+    model, dtype, on_cuda = resolved.model_path, resolved.dtype, resolved.cuda
     import torch
 
-
-    on_cuda = torch.cuda.is_available()
-    dtype = device.resolve_dtype(cfg.dtype, cuda=on_cuda, flags=device.cpu_flags(),
-                                 saved=device.model_dtype(model))
     if not on_cuda:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.cpu_kvcache_gib:g}")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -61,7 +59,7 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     import vllm
 
-    mend_aot_cache_load()
+    patches.apply("aot_cache_load")
     kwargs: dict[str, Any] = {
         "model": model,
         "dtype": dtype,
@@ -69,16 +67,15 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "enable_prefix_caching": cfg.enable_prefix_caching,
-        "seed": cfg.seed,
+        "seed": resolved.seed,
         "trust_remote_code": cfg.trust_remote_code,
         "enforce_eager": cfg.enforce_eager,
         # letter logprobs must be the ones after allowed_token_ids masking (renormalised
         # over the letters), not the raw distribution's top-k
         "logprobs_mode": "processed_logprobs",
     }
-    block_size = cfg.block_size if cfg.block_size is not None else (None if on_cuda else CPU_BLOCK_SIZE)
-    if block_size is not None:
-        kwargs["block_size"] = block_size
+    if resolved.block_size is not None:
+        kwargs["block_size"] = resolved.block_size
     if cfg.data_parallel_size > 1:
         kwargs["data_parallel_size"] = cfg.data_parallel_size
     if cfg.load_in_4bit:
@@ -91,12 +88,15 @@ def build_engine(cfg: EngineConfig, **overrides: Any) -> VllmEngine:
     where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
     engine = VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
     if not on_cuda and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
-        engine.trim_logits = trim_prompt_logits()
+        engine.trim_logits = patches.apply("prompt_logits_trim")
     return engine
 
 
 class VllmEngine(TokenizerSide):
-    """One vLLM LLM + its tokenizer (rendering and token ids: engines.tokens). `run` sends every prompt of a batch in ONE generate call."""
+    """One vLLM LLM + its tokenizer (rendering, token ids and persona placement:
+    engines.tokens). `run` sends every prompt of a batch in ONE generate call."""
+
+    api = "completions"  # token ids in, letter/prompt log-probs out
 
     def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str,
                  dtype: str = "auto"):
@@ -106,7 +106,7 @@ class VllmEngine(TokenizerSide):
         self.model = model
         self.device = device
         self._versions = (vllm_version, torch_version)
-        # cloze: LM head only on the rows that are read (engine_cloze.trim_prompt_logits)
+        # cloze: LM head only on the rows that are read (vllm_cloze.trim_prompt_logits)
         self.trim_logits = False
         self.last_cloze_stats: dict[str, int] = {}
 
@@ -209,7 +209,7 @@ class VllmEngine(TokenizerSide):
     def cloze_tokens(self, requests: Sequence[Request]
                      ) -> tuple[list[list[int]], list[tuple[int, int]], list[int]]:
         """(prompt ids per choice, (request, choice) per prompt, continuation start per
-        prompt), the harness split (engine_cloze.cloze_tokens)."""
+        prompt), the harness split (vllm_cloze.cloze_tokens)."""
 
         return cloze_tokens(self, requests)
 

@@ -1,0 +1,57 @@
+"""What a job's engine options resolve to, decided ONCE per job before any engine starts: the
+model to load (models.locate), the device, the dtype and why (device.resolve_dtype), the vLLM
+block size, the seed. The in-process engine, `prefixopt serve` and the run header all read this
+record instead of resolving again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefixopt import device
+from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
+from prefixopt.models import locate
+
+
+@dataclass(frozen=True)
+class ResolvedEngine:
+    """One job's engine options, resolved. vllm: model_path is what vLLM loads, dtype is never
+    "auto" on CPU; openai/synthetic: model_path is "" and dtype/why are what info() reports."""
+
+    kind: str
+    model: str  # as given (alias, hub id or folder)
+    model_path: str
+    cuda: bool
+    flags: frozenset[str]
+    dtype: str
+    dtype_why: str
+    block_size: int | None  # None: vLLM's own default (CUDA)
+    seed: int
+
+
+def vllm_block_size(requested: int | None, cuda: bool) -> int | None:
+    """The prefix-cache block size prefixopt gives vLLM: the one asked for, else CPU_BLOCK_SIZE
+    on CPU (the CPU build's best), else None (vLLM's CUDA default, 16)."""
+    if requested is not None:
+        return requested
+    return None if cuda else CPU_BLOCK_SIZE
+
+
+def resolve_engine(cfg: EngineConfig, *, cuda: bool | None = None,
+                   flags: frozenset[str] | None = None,
+                   model_path: str | None = None) -> ResolvedEngine:
+    """Resolve cfg once. vllm: locate the model first (one line for a missing one, before torch
+    is imported), then the device (cuda/flags: None means this machine's) and the dtype.
+    model_path: an already located model (skips locate)."""
+    if cfg.kind != "vllm":
+        dtype = "server's" if cfg.kind == "openai" else "none"
+        return ResolvedEngine(cfg.kind, cfg.model, "", False, frozenset(), dtype, "",
+                              cfg.block_size, cfg.seed)
+    path = locate(cfg.model) if model_path is None else model_path
+    cuda = device.cuda_available() if cuda is None else cuda
+    flags = device.cpu_flags() if flags is None else flags
+    dtype = device.resolve_dtype(cfg.dtype, cuda=cuda, flags=flags,
+                                 saved=device.model_dtype(path))
+    return ResolvedEngine("vllm", cfg.model, path, cuda, flags, dtype,
+                          device.describe(dtype, cuda, flags),
+                          vllm_block_size(cfg.block_size, cuda), cfg.seed)
