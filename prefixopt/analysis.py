@@ -1,7 +1,7 @@
 """Polars queries over a run's tables: LazyFrame in, LazyFrame out, no printing, no reading
-(tables come from runs.scan; the caller collects at the edge). Used by evaluate.py (training
-rewards and training answers of learned people), stats.py (the eval table as a paired (P, Q)
-matrix) and report.py (curves, top people, mass by field/era, eval tables).
+(tables come from runs.scan; the caller collects at the edge). Used by evaluate/heldout.py
+(training rewards and training answers of learned people), evaluate/compare.py (the eval table
+as a paired (P, Q) matrix) and report/page.py (curves, top people, mass by field/era, evals).
 """
 
 from __future__ import annotations

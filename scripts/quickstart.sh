@@ -3,7 +3,7 @@
 # a short REINFORCE run over the 10,000 people, a held-out evaluation of what it learned
 # against no prefix, random people and hand-written prompts, and the report. Sets up the
 # venv first when needed. `prefixopt run` does all three in one process on one engine; see
-# README "Machines" for its measured time on each CPU kind.
+# docs/speed.md "Machines" for its measured time on each CPU kind.
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -14,7 +14,7 @@ RUN_NAME="quickstart-$(date +%Y%m%d-%H%M%S)"
 # the pipeline, far too short to learn anything: docs/learner_study.md says the defaults need
 # ~50,000 question evaluations), then 60 held-out ARC-Easy test questions for the learned top 2,
 # no prefix, 2 random people and the hand-written prompts in one batched call, then the report.
-# Sized to finish within 5 minutes on a 2-core CPU without bf16 (README "Machines").
+# Sized to finish within 5 minutes on a 2-core CPU without bf16 (docs/speed.md "Machines").
 # A killed quickstart continues with: prefixopt run --resume runs/<name> (same --eval-* options)
 "$VENV/bin/prefixopt" run --run-name "$RUN_NAME" --iterations 4 \
     --samples-per-iteration 8 --batch-size 8 \

@@ -1,4 +1,4 @@
-"""The sentences and tables of report.md, written from the numbers report.py collected: each
+"""The sentences and tables of report.md, written from the numbers report/page.py collected: each
 research question gets an answer stated with its interval and a verdict that follows from the
 interval ("no evidence" when it includes zero), never a claim the data does not carry.
 """

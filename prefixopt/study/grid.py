@@ -1,8 +1,8 @@
-"""`prefixopt study SPEC.toml`: a grid of runs (study_spec.py) under studies/<name>/runs/<cell>,
+"""`prefixopt study SPEC.toml`: a grid of runs (study/spec.py) under studies/<name>/runs/<cell>,
 each a normal run directory (train -> own evals -> transfer evals `transfer_<benchmark>`), with
 ONE engine per model reused by every run and eval of that model, a manifest.json recording each
 cell's status after every change, `--resume` (done cells skipped, a half-done cell resumed
-exactly by pipeline.run_job) and one study report at the end (study_report.py).
+exactly by pipeline.run_job) and one study report at the end (study/page.py).
 """
 
 from __future__ import annotations

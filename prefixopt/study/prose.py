@@ -1,4 +1,4 @@
-"""The study's report.md, written from the tables study_report.py computed: what was run, the
+"""The study's report.md, written from the tables study/page.py computed: what was run, the
 transfer matrix and learned vs none with their intervals and verdicts, budget curves, and the
 learned distributions (field mass, JSD, top-20 overlap) with the warning that concentration is
 not evidence.
