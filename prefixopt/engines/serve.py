@@ -71,8 +71,8 @@ def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DE
                   flags: frozenset[str] | None = None,
                   resolved: ResolvedEngine | None = None) -> ServeSpec:
     """The `vllm serve` argv and environment for this EngineConfig, resolved as the in-process
-    engine resolves it (vllm_engine.build_engine): the model alias, dtype by device, the CPU
-    block size, prefix caching, logprobs after allowed_token_ids masking. served_name (default:
+    engine's (engines.resolved: the model alias, dtype by device, the CPU block size), with
+    prefix caching and logprobs after allowed_token_ids masking. served_name (default:
     the model as given, e.g. the alias) is the name clients send. cuda/flags: the device (None:
     this machine's). dev_mode: vLLM's dev routes (/reset_prefix_cache ...), trusted hosts only.
     resolved: cfg already resolved (engines.resolved; then cuda/flags are not read). Raises
