@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from prefixopt import runs
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EvalConfig
 from prefixopt.evaluate.variants import per_benchmark
@@ -59,7 +60,7 @@ def eval_done(job: TrainJob, ecfg: EvalConfig) -> bool:
 
     split = ecfg.eval_split or get_task(ecfg.task.benchmark).eval_split
     name = ecfg.name or eval_name(split, ecfg.num_questions, ecfg.seed)
-    return not ecfg.overwrite and (job.run_dir / "eval" / f"{name}_summary.parquet").exists()
+    return not ecfg.overwrite and runs.eval_path(job.run_dir, name, "_summary").exists()
 
 
 def needs_engine(job: TrainJob, ecfgs: list[EvalConfig]) -> bool:

@@ -113,7 +113,8 @@ class Policy:
     def probs(self, params: np.ndarray | None = None, context: int | None = None) -> np.ndarray:
         return softmax(self.logits(params, context))  # (N,)
 
-    def sample(self, rng: np.random.Generator, k: int, probs: np.ndarray | None = None) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, k: int,
+               probs: np.ndarray | None = None) -> np.ndarray:
         """K row indices drawn with replacement (the same person may appear twice)."""
         p = self.probs() if probs is None else probs
         if not np.all(np.isfinite(p)):  # searchsorted would clamp NaN to the last person

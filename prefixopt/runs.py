@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt.config import to_dict
+from prefixopt.config import TrainConfig, from_dict, to_dict
 from prefixopt.errors import PrefixoptError
-from prefixopt.config import TrainConfig, from_dict
-from prefixopt.people import load_people
+from prefixopt.people import People, load_people
 
 PART_TABLES = ("iterations", "samples", "answers")
+CHECKPOINT = "checkpoints/latest.npz"  # the commit point of every iteration
 
 
 # --- atomic writes ----------------------------------------------------------------------------
@@ -101,8 +101,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_train_config(run_dir: str | Path):  # -> TrainConfig
-
+def read_train_config(run_dir: str | Path) -> TrainConfig:
     return from_dict(TrainConfig, read_config(run_dir)["config"])
 
 
@@ -116,6 +115,17 @@ def split_slug(split: str) -> str:
     if m:
         s = f"{m[1]}_{m[2] or 'start'}-{m[3] or 'end'}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_") or "split"
+
+
+def eval_dir(run_dir: str | Path) -> Path:
+    """eval/: every evaluation table of the run."""
+    return Path(run_dir) / "eval"
+
+
+def eval_path(run_dir: str | Path, split: str, suffix: str = "") -> Path:
+    """eval/<slug><suffix>.parquet of a split spec or eval name: its rows (suffix ""), or
+    "_summary", "_contexts", "_formats". split_slug is idempotent, so a slug may be passed."""
+    return eval_dir(run_dir) / f"{split_slug(split)}{suffix}.parquet"
 
 
 def write_part(run_dir: str | Path, table: str, iteration: int, df: pl.DataFrame) -> Path:
@@ -145,8 +155,7 @@ def scan(run_dir: str | Path, table: str) -> pl.LazyFrame:
     if table.startswith("eval/"):
         name = table.removeprefix("eval/")
         summary = name.endswith("_summary")
-        slug = split_slug(name.removesuffix("_summary")) + ("_summary" if summary else "")
-        path = run_dir / "eval" / f"{slug}.parquet"
+        path = eval_path(run_dir, name.removesuffix("_summary"), "_summary" if summary else "")
         if not path.is_file():
             raise PrefixoptError(f"{run_dir} has no {table} table; run `prefixopt eval {run_dir}`")
         return pl.scan_parquet(path)
@@ -156,12 +165,21 @@ def scan(run_dir: str | Path, table: str) -> pl.LazyFrame:
 def write_eval(
     run_dir: str | Path, split: str, rows_df: pl.DataFrame, summary_df: pl.DataFrame
 ) -> None:
-    slug = split_slug(split)
-    write_parquet(Path(run_dir) / "eval" / f"{slug}.parquet", rows_df)
-    write_parquet(Path(run_dir) / "eval" / f"{slug}_summary.parquet", summary_df)
+    write_parquet(eval_path(run_dir, split), rows_df)
+    write_parquet(eval_path(run_dir, split, "_summary"), summary_df)
 
 
 # --- checkpoints ------------------------------------------------------------------------------
+def checkpoint_path(run_dir: str | Path) -> Path:
+    """checkpoints/latest.npz: the learner's state after the last finished iteration."""
+    return Path(run_dir) / CHECKPOINT
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Has the run finished an iteration (is there a checkpoint to resume from)?"""
+    return checkpoint_path(run_dir).is_file()
+
+
 def save_checkpoint(
     run_dir: str | Path,
     state: dict[str, Any],
@@ -171,7 +189,7 @@ def save_checkpoint(
 ) -> None:
     """checkpoints/latest.npz (arrays and strings only; no pickle) and, when given, a
     theta_NNNNNN.npy snapshot (the (N,) logits, row-aligned with the run's people)."""
-    ckpt = Path(run_dir) / "checkpoints"
+    ckpt = checkpoint_path(run_dir).parent
     arrays = {k: np.asarray(v) for k, v in state.items()}
     arrays["iteration"] = np.asarray(iteration, dtype=np.int64)
     for key, value in arrays.items():
@@ -189,13 +207,13 @@ def save_checkpoint(
 
     if snapshot is not None:
         _atomic(ckpt / f"theta_{iteration:06d}.npy", write_npy)
-    _atomic(ckpt / "latest.npz", write_npz)
+    _atomic(checkpoint_path(run_dir), write_npz)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, np.ndarray]:
-    path = Path(run_dir) / "checkpoints" / "latest.npz"
+    path = checkpoint_path(run_dir)
     if not path.is_file():
-        raise PrefixoptError(f"{run_dir} has no checkpoint (checkpoints/latest.npz)")
+        raise PrefixoptError(f"{run_dir} has no checkpoint ({CHECKPOINT})")
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
@@ -225,9 +243,8 @@ def final_ranking(run_dir: str | Path) -> np.ndarray:
     return np.argsort(-np.asarray(ckpt["probs"], dtype=float), kind="stable")
 
 
-def run_people(run_dir: str | Path):  # -> People
+def run_people(run_dir: str | Path) -> People:
     """The people table the run used (same file, same exclusions), checked by fingerprint."""
-
     meta = read_config(run_dir)
     cfg = meta["config"]
     people = load_people(

@@ -30,7 +30,7 @@ from prefixopt.engines import scenarios
 from prefixopt import runs
 
 
-from prefixopt.learn import learners
+from prefixopt.learn import learners, loop
 
 from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
@@ -98,7 +98,7 @@ def task(learner: str, scen: str, seed: int, budgets: list[int], extend: bool) -
             cfg = dataclasses.replace(base, iterations=max(1, budget // per_iter))
             run_dir = tmp / ("run" if extend else f"b{budget}")
             engine = SyntheticEngine(people, sc.engine_accuracy(), BASE, 1.0, seed)
-            summary = learners.train(cfg, engine, people, questions, run_dir,
+            summary = loop.train(cfg, engine, people, questions, run_dir,
                                      resume=extend and i > 0, extra_meta=meta)
             row = measure(cfg, sc, run_dir, summary, budget, scen == "null")
             out.append({"learner": learner, "scenario": scen, "seed": seed, **row,
@@ -168,7 +168,10 @@ def summarize(path: Path) -> None:
         pl.when(pl.col("learner") == "reinforce").then(pl.lit("paired")).otherwise(pl.lit("old")))
     rows = rows.with_columns(kind=kind, policy=pl.col("learner") == "reinforce")
     new = pl.col("kind") != "old"
-    med = lambda c, when: pl.col(c).filter(when).median()
+
+    def med(c: str, when: pl.Expr) -> pl.Expr:
+        return pl.col(c).filter(when).median()
+
     table = (rows.group_by("learner", "scenario", "budget", new.alias("new"))
              .agg(seeds=pl.len(), p_top1=pl.col("top_planted").mean(),
                   top10=pl.col("planted_in_top10").mean(),
@@ -185,7 +188,10 @@ def summarize(path: Path) -> None:
           "| top_confidence, paired (reinforce), median "
           "| top_confidence, beta_posterior (halving, ttts), median | null eval FPR | s/run |")
     print("| --- | ---: | --- |" + " ---: |" * 10)
-    fmt = lambda v, f: "-" if v is None else format(v, f)
+
+    def fmt(v, f: str) -> str:
+        return "-" if v is None else format(v, f)
+
     for r in table.iter_rows(named=True):
         print(f"| {r['scenario']} | {r['budget']:,} | {r['learner']}{'' if r['new'] else ' (old)'} "
               f"| {r['seeds']} | {fmt(r['p_top1'], '.2f')} | {fmt(r['top10'], '.2f')} "

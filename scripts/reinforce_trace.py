@@ -18,7 +18,7 @@ import numpy as np
 from prefixopt import runs
 
 from prefixopt.learn import simulate
-from prefixopt.learn import loop as train_module
+from prefixopt.learn import reinforce as train_module
 from prefixopt.benchmarks import load_split
 from prefixopt.config import TrainConfig
 from prefixopt.people import load_people
@@ -46,7 +46,8 @@ def traced(people, planted: np.ndarray) -> type[Policy]:
                 members = self.field_index == big
                 print(f"it {self.step_count:4d}  H {entropy(p):5.2f}  top {p[top]:.3f} "
                       f"{'planted' if planted[top] else 'unplanted'} (sampled {self.seen[top]}) "
-                      f"person {self.params[top]:5.2f} field {self.params[n + self.field_index[top]]:5.2f} "
+                      f"person {self.params[top]:5.2f} "
+                      f"field {self.params[n + self.field_index[top]]:5.2f} "
                       f"era {self.params[n + f + self.era_index[top]]:5.2f}  | field "
                       f"{people.fields[big]} ({members.sum()}) mass {fm[big]:.3f}, "
                       f"{(self.seen[members] > 0).sum()} members sampled | mean step of the "
@@ -69,7 +70,7 @@ def main() -> None:
     cfg = dataclasses.replace(TrainConfig(), seed=args.seed, **overrides)
     people = load_people(None)
     scenario = simulate.scenario_for(people, None, 5, 0.20, 0.5, args.seed)
-    train_module.Policy = traced(people, scenario.planted)  # the loop builds this class
+    train_module.Policy = traced(people, scenario.planted)  # ReinforceLearner builds it
     questions = load_split(cfg.task.benchmark, None, purpose="train")
     with runs.temp_run_dir() as run_dir:
         out = simulate.simulate(cfg, scenario, people, questions, budget=500_000,

@@ -131,7 +131,7 @@ def test_people_tried_beside_a_strong_person_are_not_charged_with_its_strength()
     # person 1, average, links the two sets (it answers beside both)
     per_iter = [[0, i] for i in range(1, 61)] + [[1, i, i + 30] for i in range(61, 91)]
     effects = paired_effects(table(acc, 90, per_iter, b=64, seed=5))
-    e = dict(zip(effects["person_id"].to_list(), effects["effect"].to_list()))
+    e = dict(zip(effects["person_id"].to_list(), effects["effect"].to_list(), strict=True))
     beside = np.mean([e[i] for i in range(1, 61)])
     among = np.mean([e[i] for i in range(61, 121)])
     assert abs(beside - among) < 0.05

@@ -21,7 +21,7 @@ from prefixopt.learn import confidence
 from prefixopt.evaluate import heldout
 
 
-from prefixopt.learn import learners
+from prefixopt.learn import learners, loop
 
 from prefixopt.learn import simulate
 from prefixopt.benchmarks import load_split
@@ -90,7 +90,7 @@ def test_eb_prior_mean_follows_fields():
 
 
 def run(cfg, people, questions, run_dir, engine, resume=False):
-    return learners.train(cfg, engine, people, questions, run_dir, resume=resume)
+    return loop.train(cfg, engine, people, questions, run_dir, resume=resume)
 
 
 def test_halving_calls_share_questions_and_rounds(people, questions, tmp_path):
@@ -123,7 +123,7 @@ def test_ttts_counts_equal_answers_and_eval_reads_ranking(people, questions, tmp
     ans = runs.scan(tmp_path / "t", "answers").collect()
     rows = {int(p): i for i, p in enumerate(people.person_id)}
     s, n = np.zeros(len(rows)), np.zeros(len(rows))
-    for pid, ok in zip(ans["person_id"], ans["correct"]):
+    for pid, ok in zip(ans["person_id"], ans["correct"], strict=True):
         s[rows[pid]] += ok
         n[rows[pid]] += 1
     np.testing.assert_array_equal(ckpt["ttts_s"], s)

@@ -62,7 +62,8 @@ class QuestionPlan:
         if weights and len(weights) != len(self.names):
             raise PrefixoptError(f"--benchmark-weights has {len(weights)} values for "
                                  f"{len(self.names)} benchmarks")
-        self.counts = dict(zip(self.names, stratify(batch, weights or [1.0] * len(self.names))))
+        self.counts = dict(zip(self.names, stratify(batch, weights or [1.0] * len(self.names)),
+                               strict=True))
         if context not in (None, *CONTEXTS):
             raise PrefixoptError(f"--context {context!r} is not one of: {', '.join(CONTEXTS)}")
         self.context = context
@@ -116,7 +117,7 @@ def advantages(scores: np.ndarray, benchmarks: Sequence[str], baseline
     advantage within b, the baseline's value averaged over benchmarks)."""
     cols = np.asarray(benchmarks)
     per = {b: scores[:, cols == b].mean(axis=1) for b in dict.fromkeys(benchmarks)}  # {b: (K,)}
-    advs, values = zip(*(baseline(r) for r in per.values()))
+    advs, values = zip(*(baseline(r) for r in per.values()), strict=True)
     reward = np.mean(list(per.values()), axis=0)  # (K,)
     return reward, per, np.mean(advs, axis=0), float(np.mean(values))
 

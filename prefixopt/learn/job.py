@@ -20,9 +20,9 @@ from prefixopt.engines.build import check_engine
 from prefixopt.engines.openai_client import EngineUnavailable
 from prefixopt.evaluate.leakage import training_fewshot
 from prefixopt.learn.iteration import QuestionPlan, benchmark_names
-from prefixopt.learn.learners import train
+from prefixopt.learn.checks import check_inputs, validate
 from prefixopt.learn.learners import validate as validate_learner
-from prefixopt.learn.loop import check_inputs, validate
+from prefixopt.learn.loop import train
 from prefixopt.people import load_people
 from prefixopt.records import Question
 
@@ -32,7 +32,6 @@ class TrainJob:
     """A training run whose every input is checked and loaded; only the engine is missing."""
 
     cfg: TrainConfig
-    mode: str | dict[str, str]  # letter | cloze | generate, or one per benchmark
     questions: list[Question]
     people: Any  # prefixopt.people.People
     fewshot: Any  # prefixopt.ask.prompts.FewShot: none of them a training or held-out question
@@ -69,8 +68,7 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
     else:
         run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
-    mode = modes[names[0]] if len(set(modes.values())) == 1 else modes
-    return TrainJob(cfg, mode, questions, people, fewshot, run_dir, resume is not None, split)
+    return TrainJob(cfg, questions, people, fewshot, run_dir, resume is not None, split)
 
 
 def run_train(job: TrainJob, engine, progress: Callable | None = None,
@@ -91,8 +89,7 @@ def run_train(job: TrainJob, engine, progress: Callable | None = None,
 
 
 def train_done(job: TrainJob) -> bool:
-    ckpt = job.run_dir / "checkpoints" / "latest.npz"
-    if not ckpt.is_file():
+    if not runs.has_checkpoint(job.run_dir):
         return False
     state = runs.load_checkpoint(job.run_dir)
     if "finished" in state:  # halving / ttts: the learner says when its budget is spent

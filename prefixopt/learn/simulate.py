@@ -15,7 +15,7 @@ import numpy as np
 from prefixopt.learn.job import prepare_train
 from prefixopt import runs
 from prefixopt.engines.synthetic import SyntheticEngine
-from prefixopt.learn.learners import train
+from prefixopt.learn.loop import train
 from prefixopt.policy import entropy
 from prefixopt.learn.iteration import benchmark_names
 from prefixopt.runs import final_probs
