@@ -44,7 +44,7 @@ ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "2",
 
 def first_rows(path: Path, n: int) -> list[dict]:
     with path.open() as f:
-        return [json.loads(line) for _, line in zip(range(n), f)]
+        return [json.loads(line) for _, line in zip(range(n), f, strict=False)]  # the first n lines
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> str:

@@ -4,8 +4,9 @@ transformers (batched, padded batches of 16), in ONE process, on the same prompt
     .venv/bin/python scripts/speed_check.py --benchmark hellaswag --split validation -n 200 \
         --mode cloze --prompt-format harness --ways prefixopt,raw_plp,raw,hf16 [--json]
 
-ways: prefixopt (engine.run), notrim (engine.run, LM head on every row), raw_plp (one llm.generate, prompt_logprobs=0, cache not read:
-the harness's way), raw (the same without prompt log-probs: the arithmetic floor),
+ways: prefixopt (engine.run), notrim (engine.run, LM head on every row), raw_plp (one
+llm.generate, prompt_logprobs=0, cache not read: the harness's way), raw (the same without
+prompt log-probs: the arithmetic floor),
 hf16 (transformers, padded batches of 16, longest first, the faster of float32/bfloat16 is
 --hf-dtype), hf1 (transformers one prompt at a time). Engine options: --eager,
 --max-num-batched-tokens. Prints one line per way: seconds, computed prompt tokens, tokens/s.
@@ -54,7 +55,8 @@ def main() -> None:
     ap.add_argument("--mode", default="cloze")
     ap.add_argument("--prompt-format", default="harness")
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--ways", default="prefixopt,raw_plp,raw,hf16", help="comma list; repeats allowed")
+    ap.add_argument("--ways", default="prefixopt,raw_plp,raw,hf16",
+                    help="comma list; repeats allowed")
     ap.add_argument("--hf-dtype", default="float32")
     ap.add_argument("--eager", action="store_true")
     ap.add_argument("--max-num-batched-tokens", type=int, default=None)
@@ -121,12 +123,14 @@ def main() -> None:
                     print(f"   re-run prompts {res[way]['rerun']}", flush=True)
                     if "prefixopt" in res and "notrim" in res:
                         d = max(abs(a - b) for x, y in zip(res["prefixopt"]["lls"],
-                                res["notrim"]["lls"]) for a, b in zip(x, y))
+                                res["notrim"]["lls"], strict=True)
+                                for a, b in zip(x, y, strict=True))
                         print(f"   max |ll difference| trim vs no trim: {d:.2e}", flush=True)
             elif way in ("raw_plp", "raw"):
                 engine.reset_prefix_cache()
-                sp = SamplingParams(temperature=0.0, max_tokens=max_tokens if args.mode == "generate"
-                                    else 1, stop=list(stop) or None, detokenize=False,
+                sp = SamplingParams(temperature=0.0,
+                                    max_tokens=max_tokens if args.mode == "generate" else 1,
+                                    stop=list(stop) or None, detokenize=False,
                                     prompt_logprobs=0 if way == "raw_plp" else None)
                 t = time.perf_counter()
                 outs = engine.llm.generate([TokensPrompt(prompt_token_ids=x) for x in token_lists],

@@ -68,8 +68,8 @@ class WrappedEngine:
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
-    """ONE `vllm serve` (through prefixopt.engines.serve) on 127.0.0.1 with the embedded model for the
-    session: .url (…/v1), .model (served name), .port, .log; .kill() SIGKILLs it (server and
+    """ONE `vllm serve` (through prefixopt.engines.serve) on 127.0.0.1 with the embedded model for
+    the session: .url (…/v1), .model (served name), .port, .log; .kill() SIGKILLs it (server and
     engine core) and .restart() starts it again on the same port. Dev routes are on
     (POST /reset_prefix_cache). Stopped at the end of the session."""
     from prefixopt.config import EngineConfig

@@ -72,7 +72,8 @@ def test_ids_unique_across_splits(bench_dir: Path) -> None:
 
 
 SPECS = ["test", "test[:100]", "test[100:]", "test[:50%]", "test[50%:]", "test[10%:20%]",
-         "test[-10:]", "test[:-5%]", "test[33%:67%]", "test[1%:2%](pct1_dropremainder)"]  # fmt: skip
+         "test[-10:]", "test[:-5%]", "test[33%:67%]",
+         "test[1%:2%](pct1_dropremainder)"]  # fmt: skip
 
 
 @pytest.mark.parametrize("n", [7, 101, 299, 1319])
@@ -225,7 +226,8 @@ def test_status_counts_local_files(bench_dir: Path) -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys, prefixopt.benchmarks, prefixopt.people\n"
-        "print(sorted(m for m in ('torch', 'vllm', 'transformers', 'datasets') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'vllm', 'transformers', 'datasets')\n"
+        "             if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

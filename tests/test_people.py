@@ -106,14 +106,16 @@ def test_committed_table_equals_a_rebuild() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "year"), [("1809", 1809), ("-384", -384), ("530s", 530), ("1237?", 1237), ("Unknown", None), ("", None)]
+    ("raw", "year"), [("1809", 1809), ("-384", -384), ("530s", 530), ("1237?", 1237),
+                      ("Unknown", None), ("", None)]
 )  # fmt: skip
 def test_parse_birth_year(raw: str, year: int | None) -> None:
     assert parse_birth_year(raw) == year
 
 
 def test_era_bands() -> None:
-    assert [era_of(y) for y in (-500, 499, 500, 1399, 1400, 1549, 1550, 1749, 1750, 1919, 1920)] == [
+    years = (-500, 499, 500, 1399, 1400, 1549, 1550, 1749, 1750, 1919, 1920)
+    assert [era_of(y) for y in years] == [
         "Ancient", "Ancient", "Medieval", "Medieval", "Renaissance", "Renaissance",
         "Early Modern", "Early Modern", "Modern", "Modern", "Contemporary",
     ]  # fmt: skip

@@ -52,7 +52,8 @@ def test_no_system_role_puts_the_persona_in_the_user_turn(template, questions):
     assert persona_placement(engine) == "user"
     reqs = build_grid(engine, [(1, "You are Marie Curie."), (-1, None)], questions,
                       scoring="letter")
-    for r, q in zip(reqs[:3], questions):  # persona first, then the question, in one turn
+    # persona first, then the question, in one turn
+    for r, q in zip(reqs[:3], questions[:3], strict=True):
         assert "You are Marie Curie.\n\n" + q.text[:20] in r.prompt
         assert r.prompt.count("You are Marie Curie.") == 1
     assert all("Marie Curie" not in r.prompt for r in reqs[3:])  # no prefix stays empty

@@ -11,8 +11,8 @@ from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON, Question, Request, Response
 from prefixopt.ask.scoring import cloze_norm_pred, judge, resolve_scoring, score
 
-Q = Question("arc_easy/q", "arc_easy", "Which is a gas?", ("ice", "steam", "wood", "a very long rock"),
-             ("A", "B", "C", "D"), "B")
+Q = Question("arc_easy/q", "arc_easy", "Which is a gas?",
+             ("ice", "steam", "wood", "a very long rock"), ("A", "B", "C", "D"), "B")
 GSM = Question("gsm8k/test/1", "gsm8k", "2+2?", gold="1234")
 LETTER = Request("p", NO_PERSON, Q, letters=Q.labels)
 CLOZE = Request("p", NO_PERSON, Q, continuations=Q.choices)

@@ -161,7 +161,7 @@ def test_one_engine_per_model_and_the_transfer_matrix_by_hand(tmp_path, monkeypa
             wide = (rows.filter(pl.col("prefix_kind").is_in(["learned", "none"]))
                     .sort("question_id").pivot(on="prefix_index", index="question_id",
                                                values="correct"))
-            kinds = dict(zip(rows["prefix_index"], rows["prefix_kind"]))
+            kinds = dict(zip(rows["prefix_index"], rows["prefix_kind"], strict=True))
             for col in wide.columns[1:]:
                 (learned if kinds[int(col)] == "learned" else none).append(wide[col].to_numpy())
         a, b = np.array(learned, float), np.array(none, float)  # (R*k, Q), (R, Q)

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 INVALID = (None, "none")
 # one number: "1,234.50", "$5", "-3", "$.50". Thousands groups have exactly three digits
 # ("3,4,5" is three numbers, not 345; the model's "4000,000" is one); a minus is a sign only
-# when it touches the digits and does not follow a word or a closing bracket ("12 - 3" and "12-3" end in 3, never -3).
+# when it touches the digits and does not follow a word or a closing bracket ("12 - 3" and
+# "12-3" end in 3, never -3).
 _DIGITS = r"(?:\d+(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|(?<!\d)\.\d+"
 _NUM = rf"(?:(?<![\w)\]])-)?(?:\$\s?)?(?:{_DIGITS})"
 _ANY_NUM = re.compile(_NUM)
