@@ -1,14 +1,13 @@
 """Frozen run configurations. Defaults live only here; CLI -> config -> function arguments.
-
-Each config round-trips through JSON (`to_json` / `from_json`), so a run directory's
-config.json fully describes the run and `--config FILE.json` can start a new one.
+Each field's command-line help lives on it too (`opt`): commands/options.py derives every
+command's options from these fields. Each config round-trips through JSON (`to_json` /
+`from_json`), so a run's config.json fully describes it; `--config FILE` is config_file.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,49 +19,111 @@ DEFAULT_TEMPLATE = "You are {name}."  # the persona system prompt
 # block when EngineConfig.block_size is None on a machine without CUDA.
 CPU_BLOCK_SIZE = 32
 DEFAULT_MODEL = "smollm2-135m"  # alias for the embedded SmolLM2-135M-Instruct (prefixopt setup)
+OPENAI = "--engine openai: "
+_RUNS = " (default: the run's)"
+
+
+def opt(default: Any = None, help: str = "", **cli: Any) -> Any:  # noqa: A002
+    """A field with its CLI option described once: `help`, and optionally `flag` (the
+    option's declarations), `envvar`, `parse` ("floats" | "names": a comma string) and, per
+    command, a dict of what differs there (`help`, `default`, `name`, `flag`)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+def split_benchmarks(spec: str) -> tuple[str, ...]:
+    """A --benchmark comma list -> its names: order kept, blanks and duplicates dropped
+    ("mmlu, gsm8k,mmlu" -> ("mmlu", "gsm8k")); () for a blank spec."""
+    return tuple(dict.fromkeys(b.strip() for b in spec.split(",") if b.strip()))
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """How to build the vLLM engine (engine.py reads this and nothing else)."""
 
-    model: str = DEFAULT_MODEL  # HF id, local path, or the alias smollm2-135m
-    dtype: str = "auto"
-    max_model_len: int = 2048
-    gpu_memory_utilization: float = 0.85
-    tensor_parallel_size: int = 1
-    data_parallel_size: int = 1
-    load_in_4bit: bool = False  # -> vLLM quantization="bitsandbytes"
-    enable_prefix_caching: bool = True
-    # prefix-cache block in tokens; None: 32 on the CPU build (its smallest; vLLM's own CPU
-    # default of 128 never caches a head shorter than 128 tokens: measured 1.4x slower on
-    # 0-shot ARC cloze, 1.26x on 5-shot MMLU letter), vLLM's default (16) on CUDA.
-    block_size: int | None = None
-    trust_remote_code: bool = False
-    enforce_eager: bool = False
-    cpu_kvcache_gib: float = 2.0  # VLLM_CPU_KVCACHE_SPACE on CPU machines
+    model: str = opt(DEFAULT_MODEL, "HF id, local path, or the alias smollm2-135m (also "
+                     "--model_name)", eval={"help": "Model (default: the run's).", "default": None},
+                     bench={"help": "HF id, local folder, or smollm2-135m"})
+    dtype: str = opt("auto", "auto: bfloat16 on a CPU with native bf16 (avx512_bf16/amx_bf16), "
+                     "float32 on other CPUs, the model's dtype on CUDA; or float32 | bfloat16 | "
+                     "float16", eval={"help": "auto | float32 | bfloat16 | float16" + _RUNS,
+                                      "default": None},
+                     bench={"help": "model dtype for vLLM and the transformers references (auto: "
+                            "CUDA -> the model's, CPU with native bf16 -> bfloat16, other CPUs -> "
+                            "float32)"})
+    max_model_len: int = opt(2048, "Engine context length", bench={"help": "vLLM max_model_len"})
+    gpu_memory_utilization: float = opt(0.85, "vLLM GPU memory fraction")
+    tensor_parallel_size: int = opt(1, "vLLM tensor parallel size")
+    data_parallel_size: int = opt(1, "vLLM data parallel size")
+    load_in_4bit: bool = opt(False, "bitsandbytes 4-bit (also --load_in_4bit)")  # quantization=
+    enable_prefix_caching: bool = opt(True, "vLLM automatic prefix caching")
+    # None: 32 on the CPU build (its smallest; vLLM's own CPU default of 128 never caches a head
+    # shorter than 128 tokens: measured 1.4x slower on 0-shot ARC cloze, 1.26x on 5-shot MMLU
+    # letter), vLLM's default (16) on CUDA.
+    block_size: int | None = opt(None, "vLLM prefix-cache block in tokens (default: 32 on CPU, "
+                                 "vLLM's 16 on CUDA)")
+    trust_remote_code: bool = opt(False, "Allow model repo code")
+    enforce_eager: bool = opt(False, "Disable CUDA graphs")
+    cpu_kvcache_gib: float = opt(2.0, "KV cache GiB on CPU machines")  # VLLM_CPU_KVCACHE_SPACE
     seed: int = 0
-    kind: str = "vllm"  # vllm | synthetic (planted accuracies) | openai (an endpoint): recorded once
+    # recorded once; the CLI's --engine
+    kind: str = opt("vllm", "vllm (in-process) | openai (an endpoint: --base-url) | synthetic "
+                    "(planted accuracies, no LLM)", name="engine",
+                    eval={"help": "vllm | openai | synthetic (default: the run's engine; vllm "
+                          "without a run)", "default": None},
+                    bench={"help": "vllm (in-process: ways (a)-(e)) | openai (an endpoint: one "
+                           "iteration's time and the client's share of it)"})
     # --engine openai: the endpoint (a vLLM server or a hosted API). The key is read at start
     # from the environment variable api_key_env (or ./.env) and never written anywhere.
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    api: str = "auto"  # auto (completions for a vLLM server, else chat) | completions | chat
-    max_concurrency: int = 64  # requests in flight at once
-    request_timeout: float = 300.0  # seconds per request
-    max_retries: int = 5  # per request, exponential backoff on 429/5xx/connection errors
+    base_url: str | None = opt(
+        None, OPENAI + "the endpoint, e.g. http://127.0.0.1:8000/v1 (what `prefixopt serve` "
+        "prints) or a hosted API", eval={"help": OPENAI + "the endpoint" + _RUNS},
+        bench={"help": OPENAI + "the endpoint"},
+        study={"help": OPENAI + "the endpoint every model is asked through (default: the spec's "
+               "[train] base_url)"})
+    api_key_env: str = opt(
+        "OPENAI_API_KEY", OPENAI + "environment variable (or ./.env entry) holding the API key; "
+        "never printed or stored", eval={"help": OPENAI + "variable holding the API key (default: "
+                                         "the run's, else OPENAI_API_KEY)", "default": None},
+        bench={"help": OPENAI + "variable (or ./.env entry) holding the key"})
+    api: str = opt("auto", OPENAI + "auto (completions for a vLLM server, else chat) | "
+                   "completions | chat",
+                   eval={"help": OPENAI + "auto | completions | chat" + _RUNS, "default": None},
+                   bench={"help": OPENAI + "auto | completions | chat"})
+    max_concurrency: int = opt(64, OPENAI + "requests in flight at once",
+                               eval={"default": None}, study={"default": None},
+                               bench={"help": OPENAI + "requests in flight"})
+    request_timeout: float = opt(300.0, OPENAI + "seconds to wait for one answer")
+    max_retries: int = opt(5, OPENAI + "retries per request (backoff on 429/5xx/connection "
+                           "errors)")
 
 
 @dataclass(frozen=True)
 class TaskConfig:
     """What is asked and how answers are read."""
 
-    benchmark: str = "arc_easy"  # one benchmark, or several: "mmlu,gsm8k,arc_challenge"
-    scoring: str | None = None  # None -> the benchmark's default
-    prompt_format: str = "chat"  # chat | harness
-    prefix_template: str = DEFAULT_TEMPLATE
-    num_fewshot: int = 0
-    data_dir: str | None = None  # <data_dir>/<benchmark>/<split>.jsonl; None -> default search
+    benchmark: str = opt("arc_easy", "{BENCHMARKS}, or several: mmlu,gsm8k,arc_challenge",
+                         eval={"help": "Benchmark (default: the run's).", "default": None},
+                         bench={"help": "benchmark the questions come from"})
+    scoring: str | None = opt(None, "letter | cloze | generate (default: the benchmark's)",
+                              eval={"help": "letter | cloze | generate (default: the run's)."})
+    prompt_format: str = opt("chat", "chat | harness", eval={
+        "help": "chat | harness (default: the run's).", "default": None})
+    prefix_template: str = opt(DEFAULT_TEMPLATE, "Persona template; {name} is replaced literally")
+    num_fewshot: int = opt(0, "Few-shot examples in each prompt",
+                           eval={"help": "Few-shot examples (default: the run's).",
+                                 "default": None},
+                           bench={"help": "solved examples in every prompt"})
+    data_dir: str | None = opt(  # <data_dir>/<benchmark>/<split>.jsonl; None -> default search
+        None, "<data_dir>/<benchmark>/<split>.jsonl (default: ../shared/data/benchmarks when it "
+        "exists, else the hub)", envvar="PREFIXOPT_DATA_DIR",
+        eval={"help": "Benchmark data directory."},
+        bench={"help": "<dir>/<benchmark>/<split>.jsonl"},
+        study={"help": "Benchmark data directory (unless the spec's [train] sets data_dir)."})
+
+    @property
+    def benchmarks(self) -> tuple[str, ...]:
+        """`benchmark` parsed once: "mmlu,gsm8k" -> ("mmlu", "gsm8k")."""
+        return split_benchmarks(self.benchmark)
 
 
 @dataclass(frozen=True)
@@ -71,41 +132,59 @@ class TrainConfig:
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    train_split: str | None = None  # None -> the benchmark's default train split
-    people: str | None = None  # people CSV; None -> notable_people_10k.csv at the repo root
-    exclude_fields: tuple[str, ...] = ()
-    exclude_occupations: tuple[str, ...] = ()
-    # reinforce (the softmax policy) | halving (sequential halving) | ttts (top-two Thompson
-    # sampling): prefixopt/learners.py; the budget is iterations x K x B evaluations for all
-    learner: str = "reinforce"
-    iterations: int = 20
-    samples_per_iteration: int = 16  # K people sampled per iteration
-    batch_size: int = 32  # B questions per iteration, shared by all K people
-    learning_rate: float = 0.05  # Adam; chosen with `prefixopt simulate` (docs/learner_study.md)
-    optimizer: str = "adam"  # adam | sgd
-    baseline: str = "rloo"  # rloo | mean | ema
-    ema_decay: float = 0.9
-    ema_init: float | None = None  # None -> the first batch's mean (the seed used 0.0)
-    standardize: bool = False
-    entropy_coef: float = 0.0
-    # a field/era term moves at full speed only while its probability is spread over >= this
-    # many members (0: off); without it one lucky person carried its whole field
-    group_min_people: int = 20
-    # decay of the logits towards uniform per step (x learning rate), outside Adam (AdamW's
-    # weight decay): the restoring force that keeps a run from fixing on a person without
-    # evidence. 20 and 0.02 chosen with `simulate` (docs/learner_study.md, "REINFORCE commits")
-    logit_decay: float = 0.02
-    parameterization: str = "factored"  # factored | tabular
-    reward: str = "accuracy"  # accuracy | margin
-    # several benchmarks: each iteration's B questions split by these weights (empty: equal)
-    benchmark_weights: tuple[float, ...] = ()
-    # None: one policy; "benchmark" | "subject": pi(person | context), people sampled per context
-    context: str | None = None
-    common_questions: bool = True  # all K people answer the same B questions (False: seed-style)
-    checkpoint_every: int = 10
-    seed: int = 0
-    output_dir: str = "runs"
-    run_name: str | None = None  # None -> generated from benchmark and time
+    train_split: str | None = opt(None, "Training split, HF syntax ok (default: the benchmark's)")
+    people: str | None = opt(None, "People CSV (default notable_people_10k.csv)")
+    exclude_fields: tuple[str, ...] = opt((), "Drop a field (repeatable)",
+                                          flag=("--exclude-field",))
+    exclude_occupations: tuple[str, ...] = opt((), "Drop an occupation (repeatable)",
+                                               flag=("--exclude-occupation",))
+    # prefixopt/learn/learners.py; the budget is iterations x K x B evaluations for all
+    learner: str = opt("reinforce", "reinforce (softmax policy) | halving (batched sequential "
+                       "halving) | ttts (top-two Thompson sampling); halving and ttts spend "
+                       "iterations x K x B evaluations")
+    iterations: int = opt(20, "Policy updates")
+    samples_per_iteration: int = opt(16, "K people sampled per iteration",
+                                     flag=("--samples-per-iteration", "-k"))
+    batch_size: int = opt(32, "B questions per iteration, answered by all K",
+                          flag=("--batch-size", "-b"))
+    # Adam; chosen with `prefixopt simulate` (docs/learner_study.md)
+    learning_rate: float = opt(0.05, "Step size (also --learning_rate)")
+    optimizer: str = opt("adam", "adam | sgd")
+    baseline: str = opt("rloo", "rloo (leave-one-out) | mean | ema")
+    ema_decay: float = opt(0.9, "Decay of the ema baseline")
+    ema_init: float | None = opt(None, "Start of the ema baseline (default: first batch mean; "
+                                 "the seed used 0)")
+    standardize: bool = opt(False, "Divide advantages by the batch reward std")
+    entropy_coef: float = opt(0.0, "Entropy bonus coefficient")
+    # without it one lucky person carried its whole field
+    group_min_people: int = opt(20, "A field or era term moves at full speed only while its "
+                                "probability is spread over >= this many members (0: off; "
+                                "docs/learner_study.md)")
+    # outside Adam (AdamW's weight decay): the restoring force that keeps a run from fixing on a
+    # person without evidence. 20 and 0.02 chosen with `simulate` ("REINFORCE commits")
+    logit_decay: float = opt(0.02, "Decay of the logits towards uniform, per step x learning "
+                             "rate, outside Adam (0: off; docs/learner_study.md)")
+    parameterization: str = opt("factored", "factored (person + field + era logits) | tabular")
+    reward: str = opt("accuracy", "accuracy | margin (letter/cloze log-prob margin)")
+    benchmark_weights: tuple[float, ...] = opt(
+        (), "Several benchmarks: each iteration's B questions split by these weights, e.g. 1,1,2 "
+        "(default: equal)", parse="floats")
+    context: str | None = opt(None, "benchmark | subject: learn pi(person | context), people "
+                              "sampled per context (default: one policy)")
+    common_questions: bool = opt(True, "All K people answer the same B questions (fresh: one "
+                                 "batch per person, the seed's way)",
+                                 flag=("--common-questions/--fresh-questions",))
+    checkpoint_every: int = opt(10, "theta snapshot every N iterations")
+    seed: int = opt(0, "Seed of the run's Generator and the engine")
+    output_dir: str = opt("runs", "Where run directories go (also --output_dir)")
+    run_name: str | None = opt(None, "Run directory name (default: generated)")
+
+
+def _ev(help_eval: str, help_run: str | None = None, name: str | None = None,
+        default: Any = None, **cli: Any) -> Any:
+    """An EvalConfig field: its help in `eval`, and in `run` (--eval-NAME) when it is there."""
+    run = None if help_run is None else {"help": help_run, "name": name}
+    return opt(default, help_eval, **({"run": run} if run else {}), **cli)
 
 
 @dataclass(frozen=True)
@@ -114,23 +193,47 @@ class EvalConfig:
 
     engine: EngineConfig = field(default_factory=EngineConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    eval_split: str | None = None  # None -> the benchmark's default eval split
-    num_questions: int | None = None  # None -> all questions of the split
-    top_k: int = 5
-    num_random: int = 5
-    prompts: tuple[str, ...] = ()  # extra hand-written prompts
-    people_names: tuple[str, ...] = ()  # evaluate named people (no run needed)
-    handwritten: bool = True  # the generic + domain-expert prompts (off: --no-handwritten)
-    people: str | None = None  # people CSV for named/random people without a run
-    allow_overlap: bool = False
-    bootstrap_samples: int = 10_000
-    seed: int = 0
-    name: str | None = None  # eval/<name>.parquet; None -> from the split (+ _n<N>_seed<S>)
-    overwrite: bool = False  # replace an existing eval/<name>.parquet
-    output_dir: str = "runs"  # where an eval without a run gets its directory
-    run_name: str | None = None
+    eval_split: str | None = _ev(
+        "Held-out split, HF syntax (default: the benchmark's eval split).",
+        "Held-out split, HF syntax (default: the benchmark's eval split)", "eval_split")
+    num_questions: int | None = _ev(
+        "Evaluate N questions drawn with --seed (default: all).",
+        "Evaluate N held-out questions drawn with --seed (default: all)", "eval_num_questions")
+    top_k: int = _ev("Learned people: the top-k by final probability.",
+                     "Learned people evaluated: the top-k by final probability", "eval_top_k", 5)
+    num_random: int = _ev("Random people drawn uniformly from the pool.",
+                          "Random people drawn uniformly from the pool", "eval_num_random", 5)
+    prompts: tuple[str, ...] = _ev(  # extra hand-written prompts
+        "Extra hand-written system prompt (repeatable).",
+        "Extra hand-written system prompt (repeatable)", "eval_prompt", (),
+        eval={"name": "prompt"})
+    people_names: tuple[str, ...] = _ev(  # evaluate named people (no run needed)
+        "Evaluate this named person (repeatable; no run needed).",
+        "Also evaluate this named person (repeatable)", "eval_people", (),
+        eval={"name": "people", "flag": ("--people",)})
+    handwritten: bool = _ev("Include the hand-written prompts.", "Include the hand-written "
+                            "prompts", "eval_handwritten", True)  # generic + domain-expert
+    # people CSV for named/random people without a run
+    people: str | None = _ev("People CSV without a run (default: notable_people_10k.csv).",
+                             eval={"name": "people_file"})
+    allow_overlap: bool = _ev(
+        "Evaluate even if the split overlaps the run's training questions.",
+        "Evaluate even if the eval split overlaps the training split", "eval_allow_overlap",
+        False)
+    bootstrap_samples: int = _ev("Paired-bootstrap resamples.", "Paired-bootstrap resamples",
+                                 "eval_bootstrap_samples", 10_000)
+    seed: int = _ev("Seed: question subsample, random people, bootstrap.", default=0)
+    # eval/<name>.parquet; None -> from the split (+ _n<N>_seed<S>)
+    name: str | None = _ev("Name of the eval tables (default: from the split, N and seed).",
+                           "Name of the eval tables (default: from the split, N and seed)",
+                           "eval_name")
+    overwrite: bool = _ev("Replace an existing eval of that name.", default=False)
+    output_dir: str = _ev("Where an eval without a run is written.", default="runs")
+    run_name: str | None = _ev("Directory name for an eval without a run.")
     # (): the task's prompt format only; ("chat", "harness"): both, in one engine call, compared
-    formats: tuple[str, ...] = ()
+    formats: tuple[str, ...] = _ev(
+        "chat,harness: the same prefixes in both formats in one engine call, compared (a "
+        "finding must survive both)", default=(), parse="names")
 
 
 C = TypeVar("C")
@@ -168,105 +271,3 @@ def from_json(cls: type[C], text: str) -> C:
 
 def load(cls: type[C], path: str | Path) -> C:
     return from_json(cls, Path(path).read_text(encoding="utf-8"))
-
-
-# ----------------------------------------------------------------------------- --config JSON
-
-# The reference homework's TrainingConfig keys that prefixopt spells differently:
-# key -> (section, field); section None = a TrainConfig field. Its learning_rate,
-# samples_per_iteration, batch_size, load_in_4bit, output_dir and seed keep their names.
-SEED_KEYS: dict[str, tuple[str | None, str]] = {
-    "model_name": ("engine", "model"),
-    "benchmark_name": ("task", "benchmark"),
-    "benchmark_split": (None, "train_split"),
-    "num_iterations": (None, "iterations"),
-    "people_csv_path": (None, "people"),
-    "baseline_decay": (None, "ema_decay"),
-    "checkpoint_interval": (None, "checkpoint_every"),
-}
-# The homework's keys with no prefixopt equivalent: accepted and ignored (the CLI says so).
-SEED_IGNORED_KEYS = frozenset(
-    {"device_map", "benchmark_num_samples", "max_new_tokens", "temperature", "log_interval"}
-)
-_SECTIONS = {"engine": EngineConfig, "task": TaskConfig}
-
-
-def _names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _target(key: str) -> tuple[str | None, str] | None:
-    """Where a top-level key goes: (section, field), or None for an ignored seed key."""
-    if key in SEED_KEYS:
-        return SEED_KEYS[key]
-    if key in _names(TrainConfig):
-        return None, key
-    for section, cls in _SECTIONS.items():
-        if key in _names(cls):
-            return section, key
-    if key in SEED_IGNORED_KEYS:
-        return None
-    raise KeyError(key)
-
-
-def config_keys() -> list[str]:
-    """Every top-level key `train_config_from_mapping` accepts, sorted."""
-    keys = set(_names(TrainConfig)) | set(SEED_KEYS) | SEED_IGNORED_KEYS
-    for cls in _SECTIONS.values():
-        keys |= set(_names(cls))
-    return sorted(keys)
-
-
-def _section(data: Mapping[str, Any], section: str) -> dict[str, Any]:
-    value = data.get(section, {})
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{section!r} must be an object of {_SECTIONS[section].__name__} fields")
-    valid = _names(_SECTIONS[section])
-    unknown = sorted(set(value) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown {section} key(s): {', '.join(unknown)}; valid: {', '.join(valid)}"
-        )
-    return dict(value)
-
-
-def train_config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
-    """A TrainConfig from any of the JSON forms `--config` takes: the nested form (`to_dict`),
-    a flat one (any TrainConfig, EngineConfig or TaskConfig field at top level), the reference
-    homework's TrainingConfig keys (`model_name`, `num_iterations`, ...), or a run's own
-    config.json (its "config" entry; the run metadata beside it is ignored). Forms may mix;
-    one setting given twice (flat and nested, or under two names) is an error, as is an
-    unknown key (the message lists the valid ones). A top-level `seed` also seeds the engine
-    unless `engine.seed` is given, as `--seed` does."""
-    if not isinstance(data, Mapping):
-        raise TypeError("a config must be a JSON object")
-    if isinstance(data.get("config"), Mapping):  # a run directory's config.json
-        if data.get("kind") == "eval":
-            raise ValueError("this is an eval run's config.json; give a train run's")
-        data = data["config"]
-    nested: dict[str, Any] = {s: _section(data, s) for s in _SECTIONS}
-    origin = {(s, k): f"{s}.{k}" for s in _SECTIONS for k in nested[s]}
-    unknown = []
-    for key, value in data.items():
-        if key in _SECTIONS:
-            continue
-        try:
-            target = _target(key)
-        except KeyError:
-            unknown.append(key)
-            continue
-        if target is None:
-            continue
-        if target in origin:
-            raise ValueError(f"{key!r} and {origin[target]!r} both set {target[1]}; give one")
-        origin[target] = key
-        section, name = target
-        (nested[section] if section else nested)[name] = value
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s): {', '.join(sorted(unknown))}; valid: {', '.join(config_keys())}"
-            " (or nested 'engine' / 'task' objects, or a run's config.json)"
-        )
-    if "seed" in nested and ("engine", "seed") not in origin:
-        nested["engine"]["seed"] = nested["seed"]
-    return from_dict(TrainConfig, nested)

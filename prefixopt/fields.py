@@ -73,7 +73,3 @@ def era_of(birth_year: int) -> str:
             return name
     raise AssertionError("unreachable: the last band is unbounded")
 
-
-def field_of(occupation: str) -> str:
-    """The field of a Pantheon occupation; KeyError for an occupation not in the mapping."""
-    return OCCUPATION_FIELD[occupation.strip().upper()]

@@ -1,4 +1,4 @@
-"""`--config FILE.json`: the four forms prefixopt.config.train_config_from_mapping accepts
+"""`--config FILE.json`: the four forms prefixopt.config_file.train_config_from_mapping accepts
 (nested, flat, the reference homework's TrainingConfig, a run's own config.json), the
 ambiguity and unknown-key errors, and the CLI path (resolve_config, one-line errors)."""
 
@@ -19,8 +19,8 @@ from prefixopt.config import (
     TaskConfig,
     TrainConfig,
     to_dict,
-    train_config_from_mapping,
 )
+from prefixopt.config_file import train_config_from_mapping
 
 CUSTOM = TrainConfig(
     engine=EngineConfig(model="Qwen/Qwen2.5-1.5B-Instruct", dtype="bfloat16", seed=3),
@@ -57,8 +57,9 @@ def test_nested_form_round_trips() -> None:
 
 def test_flat_form() -> None:
     cfg = train_config_from_mapping(
-        {"benchmark": "mmlu", "scoring": "letter", "num_fewshot": 5, "model": "Qwen/Qwen2.5-1.5B-Instruct",
-         "dtype": "bfloat16", "iterations": 7, "learning_rate": 0.01, "exclude_fields": ["Outlaws"], "seed": 3}
+        {"benchmark": "mmlu", "scoring": "letter", "num_fewshot": 5,
+         "model": "Qwen/Qwen2.5-1.5B-Instruct", "dtype": "bfloat16", "iterations": 7,
+         "learning_rate": 0.01, "exclude_fields": ["Outlaws"], "seed": 3}
     )  # fmt: skip
     assert cfg == CUSTOM  # a top-level seed seeds the engine too, as --seed does
 

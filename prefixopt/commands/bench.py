@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from types import SimpleNamespace
+from typing import Any
 
 import typer
 
-from prefixopt.commands.common import err_console, out_console, print_json
-from prefixopt.bench.remote import run_remote_bench
-from prefixopt.commands.enginelog import header
 from prefixopt.bench.local import run_bench
-from prefixopt.commands.enginelog import engine_output
+from prefixopt.bench.remote import run_remote_bench
+from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.commands.enginelog import engine_output, header
+from prefixopt.commands.options import BENCH, with_options
 from prefixopt.config import EngineConfig
 from prefixopt.engines.build import check_engine
 
@@ -49,7 +50,8 @@ def _table(res: dict[str, Any]) -> None:
         f"({res['cache_hit_of_block_shareable']:.1%} of those in whole {res['block_size']}-token "
         f"blocks); host render + judge {res['host_s'] * 1000:.0f} ms = "
         f"{res['host_share']:.1%} of (a); {res['prompts_per_s']:.1f} prompts/s; "
-        f"dtype {res['dtype']}; engine start {res['engine_start_s']:.0f} s; total {res['total_s']:.0f} s",
+        f"dtype {res['dtype']}; engine start {res['engine_start_s']:.0f} s; "
+        f"total {res['total_s']:.0f} s",
         highlight=False,
     )
 
@@ -77,57 +79,19 @@ def _remote(cfg: Any, benchmark: str, scoring: str | None, prompt_format: str,
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def bench(
-        model: Annotated[str, typer.Option(help="HF id, local folder, or smollm2-135m")] = (
-            "smollm2-135m"),
-        benchmark: Annotated[str, typer.Option(help="benchmark the questions come from")] = (
-            "arc_easy"),
-        scoring: Annotated[str | None, typer.Option(
-            help="letter | cloze | generate (default: the benchmark's)")] = None,
-        prompt_format: Annotated[str, typer.Option(help="chat | harness")] = "chat",
-        num_fewshot: Annotated[int, typer.Option(help="solved examples in every prompt")] = 0,
-        k: Annotated[int, typer.Option("-k", "--samples", help="people (K)")] = 16,
-        b: Annotated[int, typer.Option("-b", "--questions", help="questions per person (B)")] = 32,
-        sequential_subset: Annotated[int, typer.Option(
-            help="prompts timed one at a time through transformers for (d)")] = 16,
-        batched_subset: Annotated[int | None, typer.Option(
-            help="engine prompts timed in transformers batches for (e) (default: all)")] = None,
-        dtype: Annotated[str, typer.Option(
-            help="model dtype for vLLM and the transformers references (auto: CUDA -> the "
-                 "model's, CPU with native bf16 -> bfloat16, other CPUs -> float32)")] = "auto",
-        max_model_len: Annotated[int, typer.Option(help="vLLM max_model_len")] = 2048,
-        data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR",
-                                                     help="<dir>/<benchmark>/<split>.jsonl")] = (
-            None),
-        people: Annotated[str | None, typer.Option(help="people CSV for the names")] = None,
-        seed: Annotated[int, typer.Option(help="question sampling seed")] = 0,
-        block_size: Annotated[int | None, typer.Option(
-            help="vLLM prefix-cache block in tokens (default: 32 on CPU, vLLM's 16 on CUDA)")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help=(
-            "show vLLM/torch logging (default: silent)"))] = False,
-        json_out: Annotated[bool, typer.Option("--json", help="print a JSON summary")] = False,
-        engine: Annotated[str, typer.Option(
-            help="vllm (in-process: ways (a)-(e)) | openai (an endpoint: one iteration's "
-                 "time and the client's share of it)")] = "vllm",
-        base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint")] = None,
-        api: Annotated[str, typer.Option(help="--engine openai: auto | completions | chat")] = (
-            "auto"),
-        api_key_env: Annotated[str, typer.Option(
-            help="--engine openai: variable (or ./.env entry) holding the key")] = (
-            "OPENAI_API_KEY"),
-        max_concurrency: Annotated[int, typer.Option(
-            help="--engine openai: requests in flight")] = 64,
-        repeats: Annotated[int, typer.Option(help="--engine openai: timed iterations")] = 3,
-    ) -> None:
+    @with_options(BENCH)
+    def bench(ctx: typer.Context, **values: Any) -> None:
         """Throughput: one batched call vs per-person calls vs sequential, cache on/off."""
 
-        cfg = EngineConfig(model=model, dtype=dtype, max_model_len=max_model_len,
-                           block_size=block_size, kind=engine, base_url=base_url, api=api,
-                           api_key_env=api_key_env, max_concurrency=max_concurrency)
+        v = SimpleNamespace(**values)
+        cfg = EngineConfig(model=v.model, dtype=v.dtype, max_model_len=v.max_model_len,
+                           block_size=v.block_size, kind=v.engine, base_url=v.base_url,
+                           api=v.api, api_key_env=v.api_key_env,
+                           max_concurrency=v.max_concurrency)
         check_engine(cfg)  # the model and dtype, before any engine starts
-        if engine == "openai":
-            _remote(cfg, benchmark, scoring, prompt_format, num_fewshot, k, b, repeats,
-                    data_dir, people, seed, json_out)
+        if v.engine == "openai":
+            _remote(cfg, v.benchmark, v.scoring, v.prompt_format, v.num_fewshot, v.k, v.b,
+                    v.repeats, v.data_dir, v.people, v.seed, v.json_out)
             return
 
         def progress(step: str) -> None:
@@ -135,14 +99,13 @@ def register(app: typer.Typer) -> None:
                 header("bench", cfg, None)
             err_console.print(f"[dim]bench:[/] {step}", highlight=False)
 
-        with engine_output(None, verbose):
+        with engine_output(None, v.verbose):
             res = run_bench(
-                cfg, benchmark=benchmark, scoring=scoring, prompt_format=prompt_format,
-                num_fewshot=num_fewshot, k=k, b=b, sequential_subset=sequential_subset,
-            batched_subset=batched_subset,
-                data_dir=data_dir, people_path=people, seed=seed,
-                progress=progress,
+                cfg, benchmark=v.benchmark, scoring=v.scoring, prompt_format=v.prompt_format,
+                num_fewshot=v.num_fewshot, k=v.k, b=v.b, sequential_subset=v.sequential_subset,
+                batched_subset=v.batched_subset, data_dir=v.data_dir, people_path=v.people,
+                seed=v.seed, progress=progress,
             )
         _table(res)
-        if json_out:
+        if v.json_out:
             print_json(res)

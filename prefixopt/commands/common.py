@@ -57,7 +57,3 @@ def run_app(app: typer.Typer, args: list[str]) -> None:
     except PrefixoptError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-
-
-def not_built(command: str) -> NoReturn:
-    fail(f"`prefixopt {command}` is not built yet in this version")

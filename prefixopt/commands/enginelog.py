@@ -79,7 +79,8 @@ def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
                           f"openai, api {cfg.api}){where}", highlight=False, soft_wrap=True)
         return
     if cfg.kind != "vllm":
-        err_console.print(f"prefixopt {command}: {cfg.kind} engine (no LLM){where}", highlight=False,
+        err_console.print(f"prefixopt {command}: {cfg.kind} engine (no LLM){where}",
+                          highlight=False,
                           soft_wrap=True)
         return
 

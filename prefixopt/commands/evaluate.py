@@ -183,7 +183,8 @@ def eval_config(values: dict[str, Any]):
 
 
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="One or more run directories, or a study directory.")],
+    runs: Annotated[list[Path], typer.Argument(
+        help="One or more run directories, or a study directory.")],
     out: Annotated[Path | None, typer.Option(help="Output directory (default: "
                                                 "RUN/report/ for one run).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last.")] = False,

@@ -8,37 +8,39 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
 
 from prefixopt.commands.common import err_console, out_console, print_json
+from prefixopt.commands.enginelog import engine_session
+from prefixopt.commands.options import STUDY, with_options
 from prefixopt.study import grid as st
 from prefixopt.study.spec import load_spec
-from prefixopt.commands.enginelog import engine_session
 
 
-def study(
-    spec: Annotated[Path, typer.Argument(help="The study spec (TOML; see README 'Studies').")],
-    resume: Annotated[bool, typer.Option(help="Continue the study: done cells are skipped, a half-done cell resumes exactly.")] = False,
-    output_dir: Annotated[str | None, typer.Option(help="Where studies/<name>/ goes (default: the spec's output_dir, else studies).")] = None,
-    data_dir: Annotated[str | None, typer.Option(envvar="PREFIXOPT_DATA_DIR", help="Benchmark data directory (unless the spec's [train] sets data_dir).")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show vLLM/torch logging (default: studies/<name>/engine.log).")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary last: every cell with its run directory and status.")] = False,
-    engine: Annotated[str | None, typer.Option(help="vllm | openai | synthetic (default: the spec's engine)")] = None,
-    base_url: Annotated[str | None, typer.Option(help="--engine openai: the endpoint every model is asked through (default: the spec's [train] base_url)")] = None,
-    max_concurrency: Annotated[int | None, typer.Option(help="--engine openai: requests in flight at once")] = None,
-) -> None:
+SPEC = [inspect.Parameter("spec", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[
+    Path, typer.Argument(help="The study spec (TOML; see README 'Studies').")])]
+
+
+@with_options(SPEC, STUDY)
+def study(ctx: typer.Context, **values: Any) -> None:
     """Grids of runs: models x benchmarks x budgets x seeds x learner options, one engine per
     model, then one study report (transfer matrix, budget curves, distributions)."""
 
+    v = SimpleNamespace(**values)
+    spec = v.spec
+    output_dir, engine, data_dir = v.output_dir, v.engine, v.data_dir
+    resume, verbose, json_out = v.resume, v.verbose, v.json_out
     cfg = load_spec(spec)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=output_dir)
     if engine is not None:
         cfg = dataclasses.replace(cfg, engine=engine)
-    overrides = {"base_url": base_url, "max_concurrency": max_concurrency}
+    overrides = {"base_url": v.base_url, "max_concurrency": v.max_concurrency}
     cfg = dataclasses.replace(cfg, train={**cfg.train, **{k: v for k, v in overrides.items()
                                                           if v is not None}})
     if data_dir is not None and "data_dir" not in cfg.train:

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from prefixopt.learn.job import prepare_train, run_train
+from prefixopt import runs
 from prefixopt.commands.common import err_console, fail, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import JOB, LEARNER, SIMULATE, TRAIN, TRAIN_NAMES, with_options
 from prefixopt.config import TrainConfig, from_dict, to_dict
+from prefixopt.config_file import SEED_IGNORED_KEYS, train_config_from_mapping
 from prefixopt.errors import PrefixoptError
-from prefixopt.config import SEED_IGNORED_KEYS, train_config_from_mapping
-from prefixopt import runs
 from prefixopt.learn import simulate as sim
+from prefixopt.learn.job import prepare_train, run_train
 
 D = TrainConfig()  # defaults shown in --help come from config.py, the one place they live
 ENGINE_KEYS = {f.name for f in dataclasses.fields(D.engine)} - {"seed"}
@@ -40,10 +41,7 @@ def given(ctx: typer.Context, name: str, env: bool = True) -> bool:
 def resolve_config(ctx: typer.Context, values: dict[str, Any], config: Path | None) -> TrainConfig:
     """Base = --config FILE.json (or the defaults); every flag given explicitly overrides it.
     The file may be nested, flat, the reference homework's TrainingConfig or a run's
-    config.json (prefixopt.config.train_config_from_mapping)."""
-    import json
-
-
+    config.json (prefixopt.config_file.train_config_from_mapping)."""
     base = D
     if config is not None:
         try:
@@ -177,7 +175,8 @@ def register(app: typer.Typer) -> None:
         err_console.print(f"{summary['description']}: planted mass {summary['planted_mass']:.3f} "
                           f"(pool share {summary['pool_share']:.3f}), entropy "
                           f"{summary['entropy']:.2f}/{summary['max_entropy']:.2f}, largest field "
-                          f"{summary['largest_field']} at {summary['largest_field_ratio']:.1f}x its "
+                          f"{summary['largest_field']} at "
+                          f"{summary['largest_field_ratio']:.1f}x its "
                           f"share, {summary['evaluations']:,} evaluations")
         conf = summary["top_confidence"]
         err_console.print(f"{summary['learner']}: top-1 {summary['top'][0]['name']} is "

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefixopt.config import TrainConfig, config_keys, train_config_from_mapping
+from prefixopt.config import TrainConfig, opt, split_benchmarks
+from prefixopt.config_file import config_keys, train_config_from_mapping
 from prefixopt.errors import PrefixoptError
 
 TOP_KEYS = ("name", "engine", "output_dir", "grid", "train", "eval", "transfer", "synthetic")
@@ -41,8 +42,10 @@ class StudyConfig:
     budgets: tuple[int, ...]  # question evaluations; iterations = budget // (K * B)
     seeds: tuple[int, ...] = (0,)
     options: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # learner-option axes, in spec order
-    engine: str = "vllm"
-    output_dir: str = "studies"
+    engine: str = opt("vllm", "vllm | openai | synthetic (default: the spec's engine)",
+                      study={"default": None})
+    output_dir: str = opt("studies", "Where studies/<name>/ goes (default: the spec's "
+                          "output_dir, else studies).", study={"default": None})
     train: dict[str, Any] = field(default_factory=dict)  # fixed TrainConfig fields (flat)
     eval: dict[str, Any] = field(default_factory=dict)  # EvalConfig fields; seed: all runs'
     transfer: bool = True
@@ -55,14 +58,14 @@ class StudyConfig:
 
     def all_benchmarks(self) -> tuple[str, ...]:
         """Every single benchmark the study trains or evaluates on, in spec order."""
-        names = [b.strip() for spec in self.benchmarks for b in spec.split(",") if b.strip()]
+        names = [b for spec in self.benchmarks for b in split_benchmarks(spec)]
         return tuple(dict.fromkeys([*names, *self.transfer_benchmarks]))
 
     def eval_benchmarks(self) -> tuple[str, ...]:
         """The columns of the transfer matrix."""
         if not self.transfer:
             return ()
-        grid = [b.strip() for spec in self.benchmarks for b in spec.split(",") if b.strip()]
+        grid = [b for spec in self.benchmarks for b in split_benchmarks(spec)]
         return self.transfer_benchmarks or tuple(dict.fromkeys(grid))
 
 
@@ -147,7 +150,8 @@ class Cell:
 
 
 def slug(value: Any) -> str:
-    """'Qwen/Qwen2.5-1.5B-Instruct' -> 'qwen2.5-1.5b-instruct'; 'arc_easy,mmlu' -> 'arc_easy+mmlu'."""
+    """'Qwen/Qwen2.5-1.5B-Instruct' -> 'qwen2.5-1.5b-instruct';
+    'arc_easy,mmlu' -> 'arc_easy+mmlu'."""
     text = str(value).rstrip("/").rsplit("/", 1)[-1].lower().replace(",", "+")
     return re.sub(r"[^a-z0-9_.+-]+", "-", text).strip("-") or "x"
 
@@ -160,7 +164,7 @@ def cells(spec: StudyConfig, engine_seed: int = 0) -> list[Cell]:
     for model, bench, combo, budget, seed in itertools.product(
             spec.models, spec.benchmarks, itertools.product(*[v for _, v in spec.options]),
             spec.budgets, spec.seeds):
-        options = dict(zip(names, combo))
+        options = dict(zip(names, combo, strict=True))
         group = "__".join([slug(model), slug(bench), *(f"{k}-{slug(v)}" for k, v in
                                                           options.items())])
         try:
