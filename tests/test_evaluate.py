@@ -158,7 +158,8 @@ def test_cli_eval_synthetic_json(sim_run, capsys):
     assert exc.value.code in (0, None)
     out = capsys.readouterr().out
     payload = json.loads(out[out.index("{\n"):])
-    assert payload["num_questions"] == 50 and len(payload["prefixes"]) == 13
+    # none + 5 learned + 5 random + 2 hand-written + 5 paraphrases (the oracle null)
+    assert payload["num_questions"] == 50 and len(payload["prefixes"]) == 18
 
 
 def test_bad_num_questions_is_one_line(sim_run, capsys):

@@ -81,18 +81,24 @@ def test_report_numbers_equal_direct_computation(two_runs):
     labels = rows.group_by("prefix_index").agg(pl.col("prefix").first(),
                                                pl.col("prefix_kind").first()).sort("prefix_index")
     none_col = wide[str(labels.filter(pl.col("prefix_kind") == "none")["prefix_index"][0])]
-    others = labels.filter(pl.col("prefix_kind") != "none")
-    pvals = []
-    for i in others["prefix_index"]:
-        col = wide[str(i)]
-        b, c2 = int((col & ~none_col).sum()), int((~col & none_col).sum())
-        pvals.append(binomtest(b, b + c2, 0.5).pvalue if b + c2 else 1.0)
-    order = np.argsort(pvals, kind="stable")
-    m = len(pvals)
-    holm = np.maximum.accumulate([min(1.0, (m - r) * pvals[j]) for r, j in enumerate(order)])
-    direct_holm = dict(zip([others["prefix"][int(j)] for j in order], holm))
+    direct_holm = {}
+    # Holm across every prefix but no prefix; the paraphrase null is a family of its own
+    for null in (False, True):
+        others = labels.filter((pl.col("prefix_kind") != "none")
+                               & ((pl.col("prefix_kind") == "paraphrase") == null))
+        pvals = []
+        for i in others["prefix_index"]:
+            col = wide[str(i)]
+            b, c2 = int((col & ~none_col).sum()), int((~col & none_col).sum())
+            pvals.append(binomtest(b, b + c2, 0.5).pvalue if b + c2 else 1.0)
+        order = np.argsort(pvals, kind="stable")
+        m = len(pvals)
+        holm = np.maximum.accumulate([min(1.0, (m - r) * pvals[j]) for r, j in enumerate(order)])
+        direct_holm |= dict(zip([others["prefix"][int(j)] for j in order], holm, strict=True))
+    assert any(x.startswith("paraphrase") for x in direct_holm)  # both families were checked
     for prefix, ph in direct_holm.items():
         assert ev["p_holm"][prefix] == pytest.approx(ph)
+    others = labels.filter(pl.col("prefix_kind") != "none")
     learned = others.filter(pl.col("prefix_kind") == "learned")["prefix"]
     assert ev["learned_significant"] == sum(direct_holm[x] < 0.05 for x in learned)
     # the winner's curse: each learned person's accuracy on its training answers minus its
@@ -172,8 +178,8 @@ def _unequal_splits(tmp: Path, bench_dir: Path, people) -> Path:
     ids = [f"arc_easy/{r['id']}" for r in raw]
     probe = [NO_PERSON, *people.person_id]  # (P,) everyone agrees on a question
     right = np.array([engine.correct(np.full(len(ids), p), ids) for p in probe])  # (P, M)
-    easy = [r for r, c in zip(raw, right.T) if c.all()]
-    hard = [r for r, c in zip(raw, right.T) if not c.any()]
+    easy = [r for r, c in zip(raw, right.T, strict=True) if c.all()]
+    hard = [r for r, c in zip(raw, right.T, strict=True) if not c.any()]
     out = tmp / "data"
     (out / "arc_easy").mkdir(parents=True)
     for split, rows in (("train", easy[:140] + hard[:60]), ("test", easy[140:170] + hard[60:130])):

@@ -51,6 +51,10 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         "persona_placement": result.persona_placement,
         **result.ceilings,  # oracle_ceiling, oracle_ceiling_learned/_random, oracle_k
         "ensemble": result.ensemble,
+        # the ceiling of no prefix + k paraphrases (p_value None: a ceiling is no test) and its
+        # verdict ("persona" / "perturbation"); the confidence router vs no prefix (paired)
+        "oracle_null": result.oracle_null,
+        "router": result.router,
         "engine_start_s": result.timings.get("engine_start_s"),
         **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
         "dtype": result.timings.get("dtype"),

@@ -1,7 +1,8 @@
-"""Held-out evaluation: the run's top-k learned people against no prefix, R random people and
-hand-written prompts, all prefixes x questions scored in ONE engine call, then compared on the
-same questions (Wilson CIs, paired bootstrap + exact McNemar vs no prefix, Holm across prefixes,
-group contrasts, the winner's-curse gap). Tables go to eval/<name>.parquet via runs.write_eval.
+"""Held-out evaluation: the run's top-k learned people against no prefix, R random people,
+hand-written prompts and k neutral paraphrases, all prefixes x questions in ONE engine call, then
+compared on the same questions (Wilson CIs, paired bootstrap + exact McNemar vs no prefix, Holm,
+group contrasts, the winner's-curse gap, the oracle null and the router). Tables go to
+eval/<name>.parquet via runs.write_eval.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import numpy as np
 import polars as pl
 
 from prefixopt.engines import build
-from prefixopt.evaluate import compare
+from prefixopt.evaluate import compare, oracle
 from prefixopt import analysis, runs, stats
-
 from prefixopt.evaluate import leakage
-
 from prefixopt.evaluate import robustness
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig, TaskConfig, from_dict
@@ -36,7 +35,6 @@ from prefixopt.config import PROMPT_FORMATS
 from prefixopt.ask.prompts import persona
 from prefixopt.people import load_people
 from prefixopt.evaluate import contextual
-
 from prefixopt.ask import prompts
 
 
@@ -57,6 +55,8 @@ class EvalResult:
     ceilings: dict[str, Any] = field(default_factory=dict)  # robustness.oracle_ceilings
     ensemble: dict[str, Any] | None = None  # robustness.ensemble: top person + no prefix
     held_out: dict[str, Any] = field(default_factory=dict)  # EvalInputs.held_out
+    oracle_null: dict[str, Any] | None = None  # oracle.oracle_null: k paraphrases' ceiling
+    router: dict[str, Any] | None = None  # oracle.router: most confident of none + top-k
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -277,6 +277,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     meta, correct = stats.correct_matrix(rows.lazy())  # (P,), (P, Q)
     ceilings = robustness.oracle_ceilings(meta["prefix_kind"].to_numpy(), correct)
     ensemble = robustness.ensemble(rows, stats.stats_rng(cfg.seed + 1), cfg.bootstrap_samples)
+    null, routed = oracle.from_rows(rows, cfg.seed, cfg.bootstrap_samples)  # seeds + 2, + 3
     timings["stats_s"] = time.perf_counter() - t
 
     if run_dir is None:
@@ -296,4 +297,4 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,
                       rows, summary, groups, timings, inputs.overlap, contexts, placement,
-                      ceilings, ensemble, held)
+                      ceilings, ensemble, held, null, routed)

@@ -3,7 +3,8 @@ the pool, hand-written prompts (generic and the benchmark Task's domain-expert p
 named people; and the people columns of an eval summary (field, era, final probability, and
 for learned people the winner's-curse gap: training minus held-out accuracy, net of the same
 gap for no prefix on the same training questions, which eval scores in its one engine call
-through training_baseline / baseline_requests / take_baseline).
+through training_baseline / baseline_requests / take_baseline). With learned people, k neutral
+paraphrases of a plain system prompt too (kind "paraphrase": the oracle ceiling's null).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from prefixopt.config import EvalConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON, Question
 from prefixopt.ask.prompts import persona
+from prefixopt.evaluate.paraphrases import PARAPHRASE_NULL, paraphrases
 
-KINDS = ("none", "learned", "random", "handwritten", "named")
+KINDS = ("none", "learned", "random", "handwritten", "named", "paraphrase")
 GENERIC_PROMPT = "You are a helpful assistant."
 
 
 @dataclass(frozen=True)
 class Prefix:
-    kind: str  # none | learned | random | handwritten | named
+    kind: str  # none | learned | random | handwritten | named | paraphrase
     label: str  # what the table shows: "(none)", a person's name, or the prompt text
     person_id: int  # NO_PERSON for none / hand-written prompts
     system: str | None  # the system message (None: no system message at all)
@@ -46,7 +48,8 @@ def build_prefixes(
     ranking: np.ndarray | None = None,
 ) -> list[Prefix]:
     """none, top-k learned (the learner's ranking, rows best first; else by final probability),
-    R random people, hand-written, named."""
+    R random people, hand-written, named, and as many neutral paraphrases as learned people
+    (last, so the other rows' bootstrap draws stay as they were)."""
 
     template = cfg.task.prefix_template
 
@@ -68,6 +71,10 @@ def build_prefixes(
         out += [Prefix("handwritten", t, NO_PERSON, t) for t in dict.fromkeys(texts)]
     for name in cfg.people_names:
         out.append(person("named", _find_person(people, name)))
+    learned = sum(p.kind == "learned" for p in out)
+    if PARAPHRASE_NULL:  # labelled apart from the hand-written generic prompt of the same text
+        out += [Prefix("paraphrase", f"paraphrase {i + 1}: {t}", NO_PERSON, t)
+                for i, t in enumerate(paraphrases(learned))]
     return out
 
 

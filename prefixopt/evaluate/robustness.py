@@ -22,8 +22,9 @@ from prefixopt.stats import Contrast, Group, compare_to_none, contrast, correct_
 
 def oracle_ceilings(kinds: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
     """kinds (P,), correct (P, Q). oracle_ceiling: share of questions at least one evaluated
-    prefix (no prefix included) answers right; _learned / _random: the same for no prefix plus
-    k learned people, and plus k random people, k = min(#learned, #random)."""
+    prefix (no prefix included; the paraphrase null's rows not: see oracle.oracle_null) answers
+    right; _learned / _random: the same for no prefix plus k learned people, and plus k random
+    people, k = min(#learned, #random)."""
     kinds = np.asarray(kinds)
     none = correct[kinds == "none"]  # (1, Q)
     learned, random = correct[kinds == "learned"], correct[kinds == "random"]
@@ -32,7 +33,8 @@ def oracle_ceilings(kinds: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
     def ceiling(rows: np.ndarray) -> float:
         return float(np.vstack([none, rows]).any(axis=0).mean()) if k else math.nan
 
-    return {"oracle_ceiling": float(correct.any(axis=0).mean()), "oracle_k": k,
+    compared = correct[kinds != "paraphrase"]  # (P', Q)
+    return {"oracle_ceiling": float(compared.any(axis=0).mean()), "oracle_k": k,
             "oracle_ceiling_learned": ceiling(learned[:k]),
             "oracle_ceiling_random": ceiling(random[:k]),
             "accuracy_none": float(none.mean()) if none.size else math.nan}
@@ -85,11 +87,13 @@ def cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, rng: np.random.Gen
 # Only the random people are a draw from the pool, standing for "arbitrary names": a claim
 # about them must cover which names were drawn, so the bootstrap resamples them. The learned
 # group is what the run chose (the claim is about these people), the hand-written prompts and
-# a contextual assignment are fixed texts: their rows are not a sample of anything.
+# a contextual assignment are fixed texts: their rows are not a sample of anything. The
+# paraphrases (the oracle null) are fixed texts too; "learned vs paraphrase" comes last, so the
+# other contrasts' bootstrap draws are what they were before the paraphrases.
 SAMPLED_KINDS = ("random",)
 CONTRASTS = (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
              ("random", "none"), ("handwritten", "none"), ("contextual", "none"),
-             ("contextual", "top learned"))
+             ("contextual", "top learned"), ("learned", "paraphrase"))
 
 
 def contrasts(
@@ -99,7 +103,7 @@ def contrasts(
     the random people resampled too)."""
     kinds_arr = np.asarray(kinds)
     group = {k: Group((correct[kinds_arr == k].astype(float),), k in SAMPLED_KINDS)
-             for k in ("learned", "none", "random", "handwritten", "contextual")}
+             for k in ("learned", "none", "random", "handwritten", "contextual", "paraphrase")}
     # the global top person (contextual runs)
     group["top learned"] = Group((group["learned"].blocks[0][:1],))
     return [contrast(f"{a} vs {b}", group[a], group[b], rng, num_samples)

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 KIND_COLOURS = {"none": "#444444", "learned": "#d62728", "random": "#1f77b4",
-                "handwritten": "#2ca02c", "named": "#9467bd"}
+                "handwritten": "#2ca02c", "named": "#9467bd", "paraphrase": "#8c8c8c"}
 
 
 def _plt():
