@@ -36,6 +36,10 @@ class Learner(Protocol):
     name: str  # --learner
     ranking_text: str  # config.json "ranking": how its final order is made
     kind: str  # its top_confidence_kind (confidence.KINDS)
+    # answers rows with completion / missing_letters, iterations rows with wall_s / host_s
+    # (reinforce); halving and ttts keep their narrower tables, so an older run resumes onto
+    # parts of one schema
+    wide_rows: bool
 
     @property
     def finished(self) -> bool: ...  # its budget is spent
@@ -127,6 +131,7 @@ class BanditLearner:
     = P(best) under its Beta posteriors, measured when it has news (and at the end)."""
 
     kind = BANDIT_KIND
+    wide_rows = False
 
     def __init__(self, inner, questions: Sequence[Question], cfg: TrainConfig) -> None:
         self.inner, self.questions, self.cfg = inner, list(questions), cfg

@@ -128,14 +128,15 @@ def train(
             tok = token_counts(responses)  # (K*B, 3)
             runs.write_part(run_dir, "answers", it, answers_frame(
                 it, sample, pids, asked, answers, responses, modes,
-                sample_cols.get("context"), chat))
+                sample_cols.get("context"), chat, learner.wide_rows))
             runs.write_part(run_dir, "samples", it, samples_frame(
                 it, people, rows, rewards, adv, np.concatenate([g.probs[g.rows] for g in groups]),
                 sample_cols))
             stats = iteration_stats(it, people, rewards, base, probs, top, conf, tok, generate_s,
                                     evaluations, extra)
-            stats["wall_s"] = time.perf_counter() - t0
-            stats["host_s"] = stats["wall_s"] - generate_s
+            if learner.wide_rows:
+                stats["wall_s"] = time.perf_counter() - t0
+                stats["host_s"] = stats["wall_s"] - generate_s
             runs.write_part(run_dir, "iterations", it, pl.DataFrame([stats]))
             state = {**learner.state(), "evaluations": evaluations,
                      "rng_state": json.dumps(rng.bit_generator.state)}

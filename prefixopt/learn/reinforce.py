@@ -25,6 +25,7 @@ class ReinforceLearner:
 
     name = "reinforce"
     ranking_text = RANKING
+    wide_rows = True  # answers: completion, missing_letters; iterations: wall_s, host_s
 
     def __init__(self, cfg: TrainConfig, people, plan: QuestionPlan) -> None:
         self.cfg, self.people, self.plan = cfg, people, plan

@@ -23,12 +23,12 @@ def token_counts(responses: Sequence[Any]) -> np.ndarray:
 
 def answers_frame(it: int, sample: np.ndarray, pids: np.ndarray, asked: Sequence[Question],
                   answers: Sequence[Any], responses: Sequence[Any], modes: dict[str, str],
-                  context: np.ndarray | None, chat: bool) -> pl.DataFrame:
+                  context: np.ndarray | None, chat: bool, text: bool = True) -> pl.DataFrame:
     """One row per prompt (P = K*B): sample (P,) its sample, pids (S,), asked (P,) its question,
     context (S,) the samples' context names or None; chat adds the letters a chat API left out
-    of its top list (scored -inf)."""
+    of its top list (scored -inf); text False leaves out completions and missing letters."""
     tok = token_counts(responses)
-    generated = "generate" in modes.values()
+    generated = "generate" in modes.values() and text
     return pl.DataFrame({
         "iteration": np.full(len(answers), it), "sample": sample,
         "person_id": pids[sample], "question_id": [q.question_id for q in asked],
@@ -42,7 +42,7 @@ def answers_frame(it: int, sample: np.ndarray, pids: np.ndarray, asked: Sequence
         **({"completion": [r.text if modes[q.benchmark] == "generate" else None
                            for q, r in zip(asked, responses, strict=True)]} if generated else {}),
         **({"context": context[sample]} if context is not None else {}),
-        **({"missing_letters": [r.missing_letters for r in responses]} if chat else {}),
+        **({"missing_letters": [r.missing_letters for r in responses]} if chat and text else {}),
     }, schema_overrides={"pred": pl.String, "gold": pl.String, "completion": pl.String})
 
 
