@@ -72,7 +72,10 @@ def oracle_null(kinds: np.ndarray, labels: list[str], correct: np.ndarray,
             "no_prefix_accuracy": float(none.mean()),
             "ceiling_learned": float(mine.mean()), "ceiling_random": ceiling_random,
             "learned_minus_null": float((mine - null).mean()), "learned_minus_null_ci95": gap_ci,
-            "verdict": verdict(float(mine.mean())), "verdict_random": verdict(ceiling_random)}
+            "verdict": verdict(float(mine.mean())), "verdict_random": verdict(ceiling_random),
+            # every paraphrase answered exactly as no prefix (an engine that ignores a
+            # person-free system prompt, as the synthetic one does): the null is degenerate
+            "identical_to_no_prefix": bool((para[:k] == none).all())}
 
 
 def route(correct: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

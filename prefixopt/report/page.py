@@ -15,7 +15,7 @@ import polars as pl
 from prefixopt.evaluate import compare
 from prefixopt import analysis, runs, stats
 
-from prefixopt.evaluate import robustness
+from prefixopt.evaluate import oracle, robustness
 from prefixopt.errors import PrefixoptError
 from prefixopt.report.figures import (
     fig_context_field,
@@ -26,6 +26,7 @@ from prefixopt.report.figures import (
     fig_training,
 )
 from prefixopt.evaluate.prefixes import curse_columns, curse_summary
+from prefixopt.report import oracle_md
 from prefixopt.report.prose import answers_md, comparison_md, run_md
 
 
@@ -94,8 +95,12 @@ def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:
     seed, n_boot = int(summary["bootstrap_seed"][0]), int(summary["bootstrap_samples"][0])
     _, contrasts = compare.summarise(rows, stats.stats_rng(seed), n_boot)
     kinds = analysis.kind_accuracy(rows.lazy()).collect()
-    return {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
-            "kinds": kinds, "n": int(summary["n"][0]), "rows": rows}
+    null, routed = oracle.from_rows(rows, seed, n_boot)  # the numbers eval's --json gave
+    e = {"name": name, "summary": summary, "contrasts": {c.name: c for c in contrasts},
+         "kinds": kinds, "n": int(summary["n"][0]), "rows": rows, "oracle_null": null,
+         "router": routed}
+    return {**e, "oracle_lines": oracle_md.eval_lines(e),
+            "oracle_verdict": null and oracle_md.verdict_sentence(null)}
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -197,6 +202,7 @@ def key_numbers(data: list[dict[str, Any]], comparison: dict[str, Any] | None) -
                                                 learned["train_minus_heldout"].to_list(),
                                                 strict=True)),
                 "winners_curse": curse_summary(s),
+                "oracle_null": e["oracle_null"], "router": e["router"],
             }
         nums[d["id"]] = n
     if comparison:

@@ -129,6 +129,8 @@ def _q1_learned_vs_random(evals: list[tuple[dict, dict]],
                          f"differ from no prefix after Holm correction ({better} better, "
                          f"{len(sig) - better} worse).")
             lines += [x for x in [contrast_line(d, e, "learned vs none")] if x]
+    lines += [f"- {d['id']} ({e['name']}), oracle ceiling vs the paraphrase null: "
+              f"{e['oracle_verdict']}" for d, e in evals if e.get("oracle_verdict")]
     return lines
 
 
@@ -257,8 +259,9 @@ def run_md(d: dict[str, Any], figs: list[Path], out: Path) -> str:
                       "p_value", "p_holm", "significant")),
                   ("(accuracy and differences in points; CI 95%: Wilson for accuracy, paired "
                   "bootstrap for differences; p: exact McNemar vs no prefix; p_holm: Holm "
-                  "across all prefixes.)"), ""]
+                  "across all prefixes, the paraphrases (the oracle null) a family apart.)"), ""]
         lines += [f"- {contrast_text(con, name)}" for name, con in e["contrasts"].items()]
+        lines += e.get("oracle_lines", [])  # the oracle null and the router (report/oracle_md)
         cs = curse_summary(s)
         if cs is not None:
             cols = ("train_reward", "train_accuracy", "accuracy", "train_minus_heldout",
