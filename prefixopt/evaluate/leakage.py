@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from prefixopt import runs
+from prefixopt.ask.prompts import FewShot, fewshot_examples, recorded_fewshot
 from prefixopt.benchmarks import dedupe, get_task, load_split, split_seen
 from prefixopt.config import EvalConfig, TrainConfig
 from prefixopt.errors import PrefixoptError
-from prefixopt.ask.prompts import FewShot, fewshot_examples, recorded_fewshot
 from prefixopt.records import Question
-from prefixopt.learn.iteration import benchmark_names
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def run_side(run_dir: str | Path, cfg: EvalConfig) -> TrainSide:
         return TrainSide()
     tcfg = runs.read_train_config(run_dir)
     benchmark = cfg.task.benchmark
-    if benchmark not in benchmark_names(tcfg.task.benchmark):
+    if benchmark not in tcfg.task.benchmarks:
         return TrainSide()
     try:
         questions = load_split(benchmark, tcfg.train_split, data_dir=cfg.task.data_dir,
@@ -75,7 +74,7 @@ def training_fewshot(cfg: TrainConfig, questions: Sequence[Question],
     never holds a training question, so those are left in). Resumed run: the ids config.json
     recorded (`resumed` is that file), so its prompts never change mid-run."""
 
-    benchmark = benchmark_names(cfg.task.benchmark)[0]  # few-shot: one benchmark (validate)
+    benchmark = cfg.task.benchmarks[0]  # few-shot: one benchmark (validate)
     k, data_dir = cfg.task.num_fewshot, cfg.task.data_dir
     if k <= 0:
         return FewShot(benchmark), list(questions)

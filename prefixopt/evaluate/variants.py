@@ -14,20 +14,21 @@ import numpy as np
 import polars as pl
 
 from prefixopt import runs
+from prefixopt.ask import scoring
 from prefixopt.benchmarks import get_task
 from prefixopt.config import PROMPT_FORMATS, EvalConfig
 from prefixopt.errors import PrefixoptError
-from prefixopt.evaluate.heldout import eval_name
-from prefixopt.learn.iteration import benchmark_names
 from prefixopt.evaluate import heldout
-from prefixopt.ask import scoring
+from prefixopt.evaluate.heldout import eval_name
 
 
 def per_benchmark(cfg: EvalConfig) -> list[EvalConfig]:
     """One evaluation per benchmark of a multi-benchmark config (named <benchmark>_<split...>,
     so they sit side by side in one run's eval/), or the config itself."""
 
-    names = benchmark_names(cfg.task.benchmark)
+    names = cfg.task.benchmarks
+    if not names:
+        raise PrefixoptError("--benchmark is empty; name one benchmark or several: mmlu,gsm8k")
     if len(names) == 1:
         return [cfg]
     out = []

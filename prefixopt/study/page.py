@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from prefixopt import runs, stats
+from prefixopt.config import split_benchmarks
 from prefixopt.errors import PrefixoptError
 from prefixopt.report import page as rp
 from prefixopt.study import figures as sf
@@ -51,10 +52,6 @@ def pooled_contrast(run_dirs: list[Path], eval_name: str, seed: int,
             "significant": bool(c.excludes_zero)}
 
 
-def _benchmarks(spec: str) -> list[str]:
-    return [b.strip() for b in spec.split(",") if b.strip()]
-
-
 def transfer_table(study_dir: Path, done: list[dict], cols: list[str], seed: int,
                    n_boot: int) -> pl.DataFrame:
     """One row per (row group, evaluated-on benchmark): the row's runs at its largest budget."""
@@ -62,7 +59,7 @@ def transfer_table(study_dir: Path, done: list[dict], cols: list[str], seed: int
     for group, cells in _groups(done).items():
         top = max(c["budget"] for c in cells)
         final = [c for c in cells if c["budget"] == top]
-        own = _benchmarks(final[0]["benchmark"])
+        own = split_benchmarks(final[0]["benchmark"])
         for b in dict.fromkeys([*own, *cols]):
             name = final[0]["evals"].get(b)
             got = name and pooled_contrast([study_dir / c["run_dir"] for c in final], name,
@@ -91,7 +88,7 @@ def planted_mass(run_dir: Path, people_cache: dict[str, Any]) -> float | None:
     if key not in people_cache:
         people_cache[key] = runs.run_people(run_dir)
     by = syn.get("planted_person_ids_by_benchmark")
-    ids = ({i for b in _benchmarks(meta["config"]["task"]["benchmark"]) for i in by.get(b, [])}
+    ids = ({i for b in split_benchmarks(meta["config"]["task"]["benchmark"]) for i in by.get(b, [])}
            if by else set(syn.get("planted_person_ids", [])))
     mask = np.isin(people_cache[key].person_id, np.fromiter(ids, np.int64, len(ids)))  # (N,)
     return float(runs.final_probs(run_dir)[mask].sum())
@@ -107,7 +104,7 @@ def budget_table(study_dir: Path, done: list[dict], seed: int, n_boot: int) -> p
             dirs = [study_dir / c["run_dir"] for c in at]
             evaluations = int(runs.load_checkpoint(dirs[0])["evaluations"])
             masses = [m for m in (planted_mass(d, cache) for d in dirs) if m is not None]
-            for b in _benchmarks(at[0]["benchmark"]):
+            for b in split_benchmarks(at[0]["benchmark"]):
                 got = pooled_contrast(dirs, at[0]["evals"][b], seed, n_boot) or {}
                 out.append({"group": group, "model": at[0]["model"], "evaluated_on": b,
                             "budget": budget, "evaluations": evaluations, "seeds": len(at),
