@@ -7,6 +7,9 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
+# lint first (pyproject.toml [tool.ruff]): a lint failure fails fast, before any test runs
+"$VENV/bin/ruff" check prefixopt tests scripts
+
 set +e
 "$VENV/bin/pytest" -q -ra "$@"
 code=$?

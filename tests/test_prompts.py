@@ -37,7 +37,8 @@ ARC = Question("arc_easy/q1", "arc_easy", "Which gas do plants take in?",
 MMLU = Question("mmlu/test/0", "mmlu", "  What is 2+2? ", ("3", "4", "5", "6"),
                 ("A", "B", "C", "D"), "B", subject="high_school_mathematics")
 HS = Question("hellaswag/validation/0", "hellaswag", "Roof shingle removal: A man is on a roof. He",
-              ("falls.", "starts pulling up roofing."), ("A", "B"), "B", subject="Roof shingle removal")
+              ("falls.", "starts pulling up roofing."), ("A", "B"), "B",
+              subject="Roof shingle removal")
 GSM = Question("gsm8k/test/0", "gsm8k", "Tom has 3 apples and buys 4. How many?", gold="7",
                solution="3 + 4 = <<3+4=7>>7\n#### 7")
 
