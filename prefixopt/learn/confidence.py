@@ -2,23 +2,24 @@
 summary and config.json carry `top_confidence_kind`), and REINFORCE's own: the posterior
 probability that its top person has the largest effect among the people it tried, from the
 run's `answers` table.
-
-REINFORCE, kind "paired" (shared questions, the default): every sampled person of an iteration
-answered the same questions (common random numbers), so a person's accuracy there = the
-questions' ease + its effect + noise: per person an effect fitted with one ease per iteration
-(and context) over the iterations it was tried in beside someone else (a person drawn twice in
-one iteration gave the same answers: it counts once). Kind "unpaired" (--fresh-questions): each
-sample had its own questions, so there is no ease to share: effects are fitted against one mean
-(per context) and every sample counts, its questions' difficulty left in the noise (the same
-budget gives a less sure answer). Effects get an empirical-Bayes normal prior N(mu, tau^2)
-fitted to all people tried (method of moments); each person's posterior is normal; the
-confidence is the share of joint posterior draws in which the top person's effect is the
-largest. One lucky 32-question batch is shrunk towards the crowd, a person tried hundreds of
-times is not, so a clear winner scores near 1 and a tie near 1 / (people tied).
-Pure numpy + polars, no I/O.
+How: the comment below the docstring (paired and unpaired fits, the EB prior).
 """
 
 from __future__ import annotations
+
+# REINFORCE, kind "paired" (shared questions, the default): every sampled person of an iteration
+# answered the same questions (common random numbers), so a person's accuracy there = the
+# questions' ease + its effect + noise: per person an effect fitted with one ease per iteration
+# (and context) over the iterations it was tried in beside someone else (a person drawn twice in
+# one iteration gave the same answers: it counts once). Kind "unpaired" (--fresh-questions): each
+# sample had its own questions, so there is no ease to share: effects are fitted against one mean
+# (per context) and every sample counts, its questions' difficulty left in the noise (the same
+# budget gives a less sure answer). Effects get an empirical-Bayes normal prior N(mu, tau^2)
+# fitted to all people tried (method of moments); each person's posterior is normal; the
+# confidence is the share of joint posterior draws in which the top person's effect is the
+# largest. One lucky 32-question batch is shrunk towards the crowd, a person tried hundreds of
+# times is not, so a clear winner scores near 1 and a tie near 1 / (people tied).
+# Pure numpy + polars, no I/O.
 
 from pathlib import Path
 

@@ -1,10 +1,8 @@
-"""Batched sequential halving (Karnin et al. 2013; TRIPLE, NeurIPS 2024) over the people table:
-ceil(log2 n0) rounds; in round r every survivor answers the SAME t_r fresh questions (paired), sent
-as one engine call (chunked by people into calls of ~K x B prompts when the round is larger); then
-the better half by cumulative accuracy, shrunk toward field/era by empirical Bayes, survives.
-t_r follows Karnin's split (budget / rounds per round); n0 < N when the budget cannot ask every
-person t_min questions. P(best) (`probs`) comes from the same shrunk posteriors it picks on.
-Pure numpy.
+"""Batched sequential halving (Karnin et al. 2013; TRIPLE, NeurIPS 2024) over the people table,
+pure numpy: ceil(log2 n0) rounds; in round r every survivor answers the SAME t_r fresh questions
+(one engine call, chunked by people into ~K x B prompts), then the better half by accuracy shrunk
+toward field/era (empirical Bayes) survives. t_r: Karnin's split of the budget; n0 < N when it
+cannot ask everyone T_MIN questions. P(best) (`probs`) uses the same shrunk posteriors.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The learners behind one interface (`--learner`), the `Learner` protocol the training loop
-(learn/loop.py) drives: reinforce (reinforce.py, the softmax policy), halving (halving.py,
-batched sequential halving) and ttts (ttts.py, top-two Thompson sampling); `BanditLearner`
-adapts the last two, whose "probs" are P(best) and "ranking" the learner's order.
-Every summary and config.json say what their `top_confidence` is: `top_confidence_kind`, one of
-confidence.KINDS (REINFORCE: "paired" / "unpaired"; halving and ttts: "beta_posterior").
+"""The `Learner` protocol the training loop (learn/loop.py) drives, behind `--learner`:
+reinforce (reinforce.py, the softmax policy), halving (halving.py, batched sequential halving),
+ttts (ttts.py, top-two Thompson sampling); `BanditLearner` adapts the last two ("probs" = P(best),
+"ranking" = the learner's order). Every summary and config.json carry `top_confidence_kind`
+(confidence.KINDS: REINFORCE "paired" / "unpaired"; halving and ttts "beta_posterior").
 """
 
 from __future__ import annotations

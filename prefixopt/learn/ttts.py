@@ -1,9 +1,8 @@
 """Batched top-two Thompson sampling (Russo 2016; TRIPLE, NeurIPS 2024) over the people table with
 Beta posteriors: person i's accuracy ~ Beta(a0_i + s_i, b0_i + n_i - s_i), the prior from field and
-era by empirical Bayes (pooling.eb_prior, strength capped at B answers). Each iteration picks K
-distinct people (per slot: the leader of the slot's own posterior draw with probability beta,
-else the best other person of a second, independent draw) and all K answer the same B questions.
-Pure numpy.
+era by empirical Bayes (pooling.eb_prior, capped at B answers). Each iteration picks K distinct
+people (per slot: the leader of its own posterior draw with probability beta, else the best other
+person of a second, independent draw), who all answer the same B questions. Pure numpy.
 """
 
 from __future__ import annotations
