@@ -213,6 +213,10 @@ class EvalConfig:
         eval={"name": "people", "flag": ("--people",)})
     handwritten: bool = _ev("Include the hand-written prompts.", "Include the hand-written "
                             "prompts", "eval_handwritten", True)  # generic + domain-expert
+    paraphrase_null: bool = _ev(  # the oracle ceiling's perturbation-only null (oracle.py)
+        "Score k neutral paraphrases of a plain system prompt (k = learned people).",
+        "Score k neutral paraphrases of a plain system prompt (k = learned people)",
+        "eval_paraphrase_null", True)
     # people CSV for named/random people without a run
     people: str | None = _ev("People CSV without a run (default: notable_people_10k.csv).",
                              eval={"name": "people_file"})

@@ -74,6 +74,25 @@ def print_formats(table) -> None:
                              "NOT a finding: significant in one format only"), highlight=False)
 
 
+def print_oracle(null: dict[str, Any] | None, routed: dict[str, Any] | None) -> None:
+    """The perturbation-only null of the oracle ceiling, and the confidence router."""
+    if null:
+        lo, hi = null["ceiling_ci95"]
+        out_console.print(
+            f"oracle null: no prefix + {null['k']} paraphrases (no person) reach "
+            f"{_pct(null['accuracy'])}% [{_pct(lo)}, {_pct(hi)}]; learned "
+            f"{_pct(null['ceiling_learned'])}% -> {null['verdict']}"
+            + (" (degenerate: the paraphrases answer exactly as no prefix)"
+               if null["identical_to_no_prefix"] else ""), highlight=False)
+    if routed:
+        lo, hi = routed["ci95"]
+        out_console.print(
+            f"router (most confident of no prefix + {routed['k']} learned): "
+            f"{_pct(routed['accuracy'])}, {_pct(routed['diff_vs_no_prefix'], True)} vs none "
+            f"[{_pct(lo, True)}, {_pct(hi, True)}], McNemar p {routed['p_value']:.3g}",
+            highlight=False)
+
+
 def print_eval(result) -> None:
     """The eval table, the group contrasts, where the tables went and the timings."""
     out_console.print(eval_table(result))
@@ -95,6 +114,7 @@ def print_eval(result) -> None:
             f"{_pct(e['persona_share'])}%): {_pct(e['accuracy'])}, {_pct(e['diff_vs_none'], True)}"
             f" vs none [{_pct(e['diff_low'], True)}, {_pct(e['diff_high'], True)}]",
             highlight=False)
+    print_oracle(result.oracle_null, result.router)
     held = result.held_out
     if held:
         err_console.print(
@@ -160,12 +180,14 @@ def eval_config(values: dict[str, Any]):
     if run is None and benchmark is None:
         fail("give a RUN directory, or --benchmark with --people NAME / --only-baseline")
     options = {k: values[k] for k in ("eval_split", "num_questions", "top_k", "num_random",
-                                      "handwritten", "allow_overlap", "bootstrap_samples",
+                                      "handwritten", "paraphrase_null", "allow_overlap",
+                                      "bootstrap_samples",
                                       "seed", "output_dir", "run_name", "name", "overwrite")}
     options.update(prompts=tuple(values["prompt"] or ()), formats=values["formats"] or (),
                    people_names=tuple(values["people"] or ()))
     if values["only_baseline"]:
-        options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=())
+        options.update(top_k=0, num_random=0, handwritten=False, prompts=(), people_names=(),
+                       paraphrase_null=False)
     if run is not None:
         cfg = ev.config_for_run(run, **options)
     else:

@@ -99,15 +99,16 @@ TRAIN = options(None, """
     request_timeout max_retries""", *RUN_CLASSES)
 JOB = options(None, "config resume verbose json_out kind", CommandOptions, EngineConfig)
 RUN_EVAL_FIELDS = ("eval_split num_questions top_k num_random prompts people_names handwritten "
-                   "allow_overlap bootstrap_samples name")
+                   "paraphrase_null allow_overlap bootstrap_samples name")
 EVAL = options("run", RUN_EVAL_FIELDS, EvalConfig)
 SIMULATE = options(None, """planted_field planted_people null small_effects delta base_accuracy
                    difficulty_sd budget out json_out""", SimulateConfig, CommandOptions)
 EVAL_CMD = options("eval", """
     run benchmark eval_split num_questions top_k num_random prompts people_names people
-    handwritten only_baseline allow_overlap bootstrap_samples seed kind base_url api api_key_env
-    max_concurrency model scoring prompt_format formats num_fewshot data_dir output_dir run_name
-    name overwrite dtype verbose json_out""", EvalConfig, TaskConfig, EngineConfig, CommandOptions)
+    handwritten paraphrase_null only_baseline allow_overlap bootstrap_samples seed kind base_url
+    api api_key_env max_concurrency model scoring prompt_format formats num_fewshot data_dir
+    output_dir run_name name overwrite dtype verbose json_out""",
+    EvalConfig, TaskConfig, EngineConfig, CommandOptions)
 BENCH = options("bench", """
     model benchmark scoring prompt_format num_fewshot k b sequential_subset batched_subset dtype
     max_model_len data_dir people seed block_size verbose json_out kind base_url api api_key_env

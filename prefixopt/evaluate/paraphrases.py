@@ -24,11 +24,6 @@ PARAPHRASES: tuple[str, ...] = (
     "You are an assistant ready to help.",
 )
 
-# Whether eval scores the paraphrase null beside the learned people (it costs k x Q more
-# requests in the same engine call). Meant to become EvalConfig.paraphrase_null (bool).
-PARAPHRASE_NULL = True
-
-
 def paraphrases(k: int) -> tuple[str, ...]:
     """The first k paraphrases (all of them when k exceeds how many are listed)."""
     return PARAPHRASES[: max(k, 0)]

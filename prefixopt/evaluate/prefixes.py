@@ -26,7 +26,7 @@ from prefixopt.config import EvalConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import NO_PERSON, Question
 from prefixopt.ask.prompts import persona
-from prefixopt.evaluate.paraphrases import PARAPHRASE_NULL, paraphrases
+from prefixopt.evaluate.paraphrases import paraphrases
 
 KINDS = ("none", "learned", "random", "handwritten", "named", "paraphrase")
 GENERIC_PROMPT = "You are a helpful assistant."
@@ -72,7 +72,8 @@ def build_prefixes(
     for name in cfg.people_names:
         out.append(person("named", _find_person(people, name)))
     learned = sum(p.kind == "learned" for p in out)
-    if PARAPHRASE_NULL:  # labelled apart from the hand-written generic prompt of the same text
+    # k x Q more requests in the one call; labelled apart from the hand-written generic prompt
+    if cfg.paraphrase_null:
         out += [Prefix("paraphrase", f"paraphrase {i + 1}: {t}", NO_PERSON, t)
                 for i, t in enumerate(paraphrases(learned))]
     return out

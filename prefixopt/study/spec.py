@@ -24,7 +24,7 @@ GRID_AXES = ("models", "benchmarks", "budgets", "seeds")
 RESERVED = ("model", "model_name", "benchmark", "benchmark_name", "iterations",
             "num_iterations", "seed", "run_name", "output_dir", "kind")
 EVAL_KEYS = ("eval_split", "num_questions", "top_k", "num_random", "prompts", "people_names",
-             "handwritten", "allow_overlap", "bootstrap_samples", "seed")
+             "handwritten", "paraphrase_null", "allow_overlap", "bootstrap_samples", "seed")
 TRANSFER_KEYS = ("enabled", "benchmarks")
 SYNTHETIC_KEYS = ("planted_field", "planted_people", "delta", "base_accuracy", "difficulty_sd",
                   "seed")
