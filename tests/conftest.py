@@ -73,7 +73,8 @@ def vllm_server(tmp_path_factory):
     engine core) and .restart() starts it again on the same port. Dev routes are on
     (POST /reset_prefix_cache). Stopped at the end of the session."""
     from prefixopt.config import EngineConfig
-    from prefixopt.engines.serve import free_port, start_server
+    from prefixopt.engines.ports import free_port
+    from prefixopt.engines.serve import start_server
 
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"

@@ -38,6 +38,7 @@ class CountingEngine:
 
     def __init__(self, inner):
         self.inner, self.calls = inner, 0
+        self.api, self.persona_placement = inner.api, inner.persona_placement  # its capabilities
 
     def render_chat(self, system, user):
         return self.inner.render_chat(system, user)

@@ -31,7 +31,7 @@ def test_stratify_splits_by_weight_with_one_each():
     assert sum(counts) == 10 and min(counts) == 1
     with pytest.raises(Exception, match="smaller than the number of benchmarks"):
         stratify(2, [1, 1, 1])
-    assert benchmark_names(" mmlu, gsm8k,mmlu ") == ("mmlu", "gsm8k")
+    assert benchmark_names(TaskConfig(benchmark=" mmlu, gsm8k,mmlu ")) == ("mmlu", "gsm8k")
 
 
 def _plan_inputs(bench_dir, context=None, batch=12):

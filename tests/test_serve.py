@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from prefixopt.engines import serve
+from prefixopt.engines import ports, serve
 from prefixopt.cli import main
 from prefixopt.config import EngineConfig
 from prefixopt.errors import PrefixoptError
@@ -92,12 +92,12 @@ def test_busy_port_and_bad_addresses():
         sock.listen()
         port = sock.getsockname()[1]
         with pytest.raises(PrefixoptError, match=f"port {port} on 127.0.0.1 is busy"):
-            serve.check_port("127.0.0.1", port)
-    serve.check_port("127.0.0.1", port)  # free again
+            ports.check_port("127.0.0.1", port)
+    ports.check_port("127.0.0.1", port)  # free again
     with pytest.raises(PrefixoptError, match="not a TCP port"):
-        serve.check_port("127.0.0.1", 0)
+        ports.check_port("127.0.0.1", 0)
     with pytest.raises(PrefixoptError, match="not an address"):
-        serve.check_port("no-such-host.invalid", 8000)
+        ports.check_port("no-such-host.invalid", 8000)
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -125,7 +125,7 @@ def test_cli_refuses_bad_input_before_vllm(capsys, tmp_path):
 
 def small_server(tmp_path: Path, code: str) -> serve.Server:
     """A Server handle around a small real process (not vLLM) for the handle's own paths."""
-    spec = serve.ServeSpec([sys.executable, "-c", code], {}, "127.0.0.1", serve.free_port(), "m")
+    spec = serve.ServeSpec([sys.executable, "-c", code], {}, "127.0.0.1", ports.free_port(), "m")
     return serve.Server(spec, tmp_path / "server.log").start()
 
 
@@ -169,7 +169,7 @@ def running(pid: int) -> bool:
 
 def test_headless_engine_ranks_have_nothing_to_wait_for(tmp_path):
     spec = serve.ServeSpec([sys.executable, "-c", "import time; time.sleep(60)", "--headless"],
-                           {}, "127.0.0.1", serve.free_port(), "m")
+                           {}, "127.0.0.1", ports.free_port(), "m")
     server = serve.Server(spec, tmp_path / "server.log").start()
     try:
         t0 = time.monotonic()

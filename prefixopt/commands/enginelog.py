@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from prefixopt.engines import build
+from prefixopt.engines.resolved import ResolvedEngine
 from prefixopt.commands.common import err_console, out_console
 from prefixopt.config import EngineConfig
 from prefixopt.errors import PrefixoptError
-from prefixopt import device
-from prefixopt.models import locate
 from prefixopt.ask.prompts import persona_placement
 
 
@@ -71,7 +70,8 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
             log_path.unlink(missing_ok=True)
 
 
-def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
+def header(command: str, cfg: EngineConfig, run_dir: Path | None,
+           resolved: ResolvedEngine | None = None) -> None:
     """The one line before the engine starts: model, device, dtype (and why), run directory."""
     where = f", run {run_dir}" if run_dir is not None else ""
     if cfg.kind == "openai":  # the key is never shown
@@ -84,32 +84,34 @@ def header(command: str, cfg: EngineConfig, run_dir: Path | None) -> None:
                           soft_wrap=True)
         return
 
-    cuda = device.cuda_available()
-    flags = device.cpu_flags()
-    model = locate(cfg.model)
-    dtype = device.resolve_dtype(cfg.dtype, cuda=cuda, flags=flags, saved=device.model_dtype(model))
+    resolved = resolved or build.resolve(cfg)
     err_console.print(
-        f"prefixopt {command}: {cfg.model} on {'cuda' if cuda else 'cpu'}, "
-        f"{device.describe(dtype, cuda, flags)}{where}", highlight=False, soft_wrap=True)
+        f"prefixopt {command}: {cfg.model} on {'cuda' if resolved.cuda else 'cpu'}, "
+        f"{resolved.dtype_why}{where}", highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
 def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
-                   verbose: bool = False, **engine_args: Any) -> Iterator[tuple[Any, float]]:
-    """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s)."""
+                   verbose: bool = False, model_path: str = "",
+                   **engine_args: Any) -> Iterator[tuple[Any, float]]:
+    """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s).
+    model_path: what build.check_engine located (the engine is resolved once, from it)."""
 
-    header(command, cfg, run_dir)
+    resolved = build.resolve(cfg, model_path) if cfg.kind == "vllm" else None
+    header(command, cfg, run_dir, resolved)
     if cfg.kind == "synthetic":  # nothing to silence
         yield build.make_engine(cfg, run_dir=run_dir, **engine_args)
         return
     if cfg.kind == "openai":  # a remote engine prints nothing of its own
-        engine, start_s = build.make_engine(cfg, run_dir=run_dir, **engine_args)
+        engine, start_s = build.make_engine(cfg, run_dir=run_dir, resolved=resolved,
+                                            **engine_args)
         placement_note(engine)
         yield engine, start_s
         return
     log = Path(run_dir) / "engine.log" if run_dir is not None else None
     with engine_output(log, verbose):
-        engine, start_s = build.make_engine(cfg, run_dir=run_dir, **engine_args)
+        engine, start_s = build.make_engine(cfg, run_dir=run_dir, resolved=resolved,
+                                            **engine_args)
         placement_note(engine)
         yield engine, start_s
 

@@ -135,7 +135,7 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
 
     cfg, run = eval_config(values)
     # every check (options, split, name, overlap, people, model) before the engine starts
-    build.check_engine(cfg.engine)
+    model_path = build.check_engine(cfg.engine)
     if cfg.engine.kind == "synthetic" and run is None:
         fail("--engine synthetic needs the RUN directory of a simulate run")
     prepared = []  # per benchmark of the run, the variants (one per --formats entry)
@@ -146,7 +146,8 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
             prepared[-1].append((inputs, ev.eval_prefixes(variant, run, inputs.rng,
                                                           inputs.questions)))
     results, formats = [], []
-    with engine_session("eval", cfg.engine, run, values["verbose"]) as (eng, start_s):
+    with engine_session("eval", cfg.engine, run, values["verbose"],
+                        model_path) as (eng, start_s):
         for variants in prepared:
             if len(variants) == 1:
                 results.append(ev.score_prefixes(*variants[0][:2], run, eng,

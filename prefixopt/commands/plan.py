@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
-from prefixopt import analysis, benchmarks, device, plan
+from prefixopt import analysis, benchmarks, device, plan, runs
 from prefixopt.benchmarks.splits import count_rows, local_path, parse_split, resolve_slice
 from prefixopt.commands.common import err_console, out_console, print_json
 from prefixopt.errors import PrefixoptError
@@ -39,7 +39,7 @@ def _eval_table(pilot: Path) -> Path:
     """The eval rows table of a run directory (or the given .parquet file)."""
     if pilot.is_file():
         return pilot
-    found = sorted(p for p in (pilot / "eval").glob("*.parquet")
+    found = sorted(p for p in runs.eval_dir(pilot).glob("*.parquet")
                    if p.with_name(f"{p.stem}_summary.parquet").is_file())
     if len(found) != 1:
         what = "no eval table" if not found else f"{len(found)} eval tables"

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             out = pipeline.run_job(job, ecfgs, None, 0.0, None, stage)
         else:
             with engine_session("run", job.cfg.engine, job.run_dir,
-                                values["verbose"], people=job.people,
+                                values["verbose"], model_path=job.model_path, people=job.people,
                                 seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:
                 out = pipeline.run_job(job, ecfgs, eng, s, update, stage)

@@ -131,7 +131,8 @@ def register(app: typer.Typer) -> None:
         job = train_job(ctx, values)  # every check passes before the engine starts
         quiet = values["json_out"]
         with engine_session("train", job.cfg.engine, job.run_dir,
-                            values["verbose"], people=job.people, seed=job.cfg.seed) as (eng, s), \
+                            values["verbose"], model_path=job.model_path, people=job.people,
+                            seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
             summary = {**run_train(job, eng, update), "engine_start_s": s,
                        "dtype": eng.info().get("dtype")}

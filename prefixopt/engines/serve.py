@@ -8,11 +8,9 @@ handle (url, wait_ready, stop, kill, restart) that the CLI and the test fixture 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,11 +23,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from prefixopt.config import EngineConfig
+from prefixopt.engines.ports import DEFAULT_HOST, check_port
 from prefixopt.engines.resolved import ResolvedEngine, resolve_engine
 from prefixopt.errors import PrefixoptError
 from prefixopt.models import locate
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 READY_TIMEOUT_S = 900.0  # a cold start on 2 CPU cores compiles for up to ~4 minutes
 STOP_GRACE_S = 30.0
@@ -115,33 +113,6 @@ def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DE
         env["VLLM_SERVER_DEV_MODE"] = "1"
     env = {k: v for k, v in env.items() if k not in os.environ}  # the user's settings win
     return ServeSpec(argv, env, host, port, served_name or cfg.model, model)
-
-
-def check_port(host: str, port: int) -> None:
-    """One line if the server could not listen on host:port (busy, or not an address here)."""
-    if not 0 < port < 65536:
-        raise PrefixoptError(f"--port {port} is not a TCP port (1-65535)")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise PrefixoptError(f"--host {host!r} is not an address of this machine ({exc})") from None
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind(addr)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PrefixoptError(f"port {port} on {host} is busy (another server?); "
-                                     "pick another with --port") from None
-            raise PrefixoptError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A port nobody listens on right now (for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def last_error(log: Path | None) -> str:

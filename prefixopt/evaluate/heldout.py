@@ -111,7 +111,7 @@ def eval_inputs(cfg: EvalConfig, run_dir: str | Path | None,
         raise PrefixoptError(f"--name {name!r}: use letters, digits, '_', '-', '.' only")
     if run_dir is not None:
         run_dir = Path(run_dir)
-        if (run_dir / "eval" / f"{name}_summary.parquet").exists() and not cfg.overwrite:
+        if runs.eval_path(run_dir, name, "_summary").exists() and not cfg.overwrite:
             raise PrefixoptError(f"{run_dir}/eval/{name}.parquet exists; pass --name NEW to "
                                  "keep both, or --overwrite to replace it")
         side = side or leakage.run_side(run_dir, cfg)
@@ -256,7 +256,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         "cluster": [get_task(x.benchmark).context(x) for _ in prefixes for x in questions],
         # a chat API's letters that were not in its top list (scored -inf): how much was unseen
         **({"missing_letters": [r.missing_letters for r in responses]}
-           if getattr(engine, "api", None) == "chat" else {}),
+           if engine.api == "chat" else {}),
     }, schema_overrides={"prefix_index": pl.Int64, "person_id": pl.Int64, "pred": pl.String,
                          "cluster": pl.String})
     # the statistics get their own Generator derived from the seed, so that `report` can
@@ -292,7 +292,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         labels = contextual.context_labels(run_dir, questions)
         contexts = contextual.per_context(rows, labels, questions, stats.stats_rng(cfg.seed),
                                           cfg.bootstrap_samples)
-        runs.write_parquet(Path(run_dir) / "eval" / f"{inputs.name}_contexts.parquet", contexts)
+        runs.write_parquet(runs.eval_path(run_dir, inputs.name, "_contexts"), contexts)
     timings["wall_s"] = timings.get("load_s", 0.0) + timings.get("engine_start_s", 0.0) + (
         time.perf_counter() - t0)
     return EvalResult(Path(run_dir), inputs.name, inputs.split, cfg.task.benchmark, prefixes,

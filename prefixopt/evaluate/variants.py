@@ -72,7 +72,7 @@ def score_formats(variants: list, run_dir: str | Path | None, engine,
         run_dir, at = results[-1].run_dir, at + len(reqs)  # one directory for every format
     table = compare(results)
     base = results[0].name.removesuffix("_" + variants[0][0].cfg.task.prompt_format)
-    runs.write_parquet(Path(run_dir) / "eval" / f"{base}_formats.parquet", table)
+    runs.write_parquet(runs.eval_path(run_dir, base, "_formats"), table)
     return results, table
 
 

@@ -32,7 +32,7 @@ def validate(cfg: TrainConfig) -> None:
     def one_of(flag: str, value: Any, options: Sequence[Any]) -> None:
         check(value in options, f"{flag} {value!r} is not one of: {', '.join(options)}")
 
-    names = benchmark_names(cfg.task.benchmark)
+    names = benchmark_names(cfg.task)
     for name in names:
         one_of("--benchmark", name, BENCHMARKS)
     several = len(names) > 1 or cfg.context is not None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prefixopt.config import TaskConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.records import Question
 from prefixopt.benchmarks import get_task
@@ -20,9 +21,10 @@ CONTEXTS = ("benchmark", "subject")
 NO_CONTEXT = "-"  # the subject of a question whose Task has none (ARC, GSM8K)
 
 
-def benchmark_names(spec: str) -> tuple[str, ...]:
-    """"mmlu,gsm8k" -> ("mmlu", "gsm8k"), order kept, duplicates dropped."""
-    names = tuple(dict.fromkeys(b.strip() for b in spec.split(",") if b.strip()))
+def benchmark_names(task: TaskConfig) -> tuple[str, ...]:
+    """The run's benchmarks, parsed once (TaskConfig.benchmarks: "mmlu,gsm8k" -> ("mmlu",
+    "gsm8k"), order kept, duplicates dropped); an empty list is refused."""
+    names = task.benchmarks
     if not names:
         raise PrefixoptError("--benchmark is empty; name one benchmark or several: mmlu,gsm8k")
     return names

@@ -37,6 +37,7 @@ class TrainJob:
     fewshot: Any  # prefixopt.ask.prompts.FewShot: none of them a training or held-out question
     run_dir: Path
     resume: bool
+    model_path: str = ""  # what check_engine located (--engine vllm): resolved from, once
     # benchmark -> its whole training split (the few-shot examples not taken out)
     train_split: dict[str, list[Question]] = field(default_factory=dict)
 
@@ -48,8 +49,8 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
 
     validate(cfg)
     validate_learner(cfg)
-    check_engine(cfg.engine)
-    names = benchmark_names(cfg.task.benchmark)  # (M,)
+    model_path = check_engine(cfg.engine)
+    names = benchmark_names(cfg.task)  # (M,)
     modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names}
     persona(cfg.task.prefix_template, "A. Person")  # no {name} placeholder: one line, now
     resumed = runs.read_config(resume) if resume is not None else None  # not a run: one line
@@ -68,7 +69,8 @@ def prepare_train(cfg: TrainConfig, *, resume: str | Path | None = None,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
     else:
         run_dir = Path(cfg.output_dir) / (cfg.run_name or "")
-    return TrainJob(cfg, questions, people, fewshot, run_dir, resume is not None, split)
+    return TrainJob(cfg, questions, people, fewshot, run_dir, resume is not None, model_path,
+                    split)
 
 
 def run_train(job: TrainJob, engine, progress: Callable | None = None,

@@ -75,7 +75,7 @@ def validate(cfg: TrainConfig) -> None:
         return
 
     flag = f"--learner {cfg.learner}"
-    if len(benchmark_names(cfg.task.benchmark)) > 1 or cfg.context is not None:
+    if len(benchmark_names(cfg.task)) > 1 or cfg.context is not None:
         raise PrefixoptError(f"{flag} learns over one benchmark without --context")
     if cfg.reward != "accuracy":
         raise PrefixoptError(f"{flag} keeps Beta posteriors of accuracy: use --reward accuracy")

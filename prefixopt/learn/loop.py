@@ -52,15 +52,15 @@ def train(
     entries it was started with."""
     learners.validate(cfg)
     run_dir = Path(run_dir)
-    names_b = benchmark_names(cfg.task.benchmark)  # (M,) the run's benchmarks
+    names_b = benchmark_names(cfg.task)  # (M,) the run's benchmarks
     modes = {b: resolve_scoring(b, cfg.task.scoring) for b in names_b}  # scoring per benchmark
     plan = QuestionPlan(questions, names_b, cfg.batch_size, cfg.benchmark_weights, cfg.context)
     for b in names_b:  # also checked by job.prepare_train, before the engine
         check_inputs(cfg, modes[b], len(plan.pools[b]), plan.counts[b], b)
     mode = next(iter(modes.values())) if len(set(modes.values())) == 1 else dict(modes)
-    if cfg.reward == "margin" and getattr(engine, "api", None) == "chat":  # --api auto found one
+    if cfg.reward == "margin" and engine.api == "chat":  # --api auto found one
         raise PrefixoptError(MARGIN_ON_CHAT)
-    chat = getattr(engine, "api", None) == "chat"  # a chat API's missing letters are recorded
+    chat = engine.api == "chat"  # a chat API's missing letters are recorded
 
     rng = np.random.default_rng(cfg.seed)  # the ONE generator: people and questions
     learner = learners.build(cfg, people, plan, questions, rng)  # halving draws its pool here

@@ -14,7 +14,7 @@ import numpy as np
 
 from prefixopt.learn.job import prepare_train
 from prefixopt import runs
-from prefixopt.engines.synthetic import SyntheticEngine
+from prefixopt.engines import build
 from prefixopt.learn.loop import train
 from prefixopt.policy import entropy
 from prefixopt.learn.iteration import benchmark_names
@@ -44,8 +44,7 @@ def simulate(
 
     per_iter = cfg.samples_per_iteration * cfg.batch_size
     cfg = dataclasses.replace(cfg, iterations=max(1, budget // per_iter))
-    engine = SyntheticEngine(people, scenario.engine_accuracy(), base_accuracy, difficulty_sd,
-                             cfg.seed)
+    engine = build.synthetic_engine(people, scenario, base_accuracy, difficulty_sd, cfg.seed)
     n_fields = len(people.fields)
     field_share = np.bincount(people.field_index, minlength=n_fields) / len(people.field_index)
     pool_share = float(scenario.planted.mean())
@@ -118,7 +117,7 @@ def by_context(cfg, scenario: Scenario, run_dir, shared: np.ndarray) -> dict:
     benchmark; else the shared one) puts on that benchmark's planted people, and their share
     of the pool."""
 
-    names = benchmark_names(cfg.task.benchmark)
+    names = benchmark_names(cfg.task)
     probs = {b: shared for b in names}
     if cfg.context == "benchmark":
         ckpt = runs.load_checkpoint(run_dir)
@@ -179,7 +178,7 @@ def run(cfg, *, planted_field: list[str] | None, planted_people: int | None, del
     job = prepare_train(cfg, create=False)
 
     scenario = scenario_for(job.people, planted_field, planted_people, delta, base_accuracy,
-                            cfg.seed, benchmark_names(cfg.task.benchmark), small_effects)
+                            cfg.seed, benchmark_names(cfg.task), small_effects)
     with contextlib.ExitStack() as stack:
         if out is None:
             run_dir = stack.enter_context(runs.temp_run_dir())

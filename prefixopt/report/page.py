@@ -71,7 +71,7 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
                 people.frame, ckpt["context_probs"], meta.get("contexts", [])).collect()
     data["evals"] = [collect_eval(run_dir, name) for name in _eval_names(run_dir)]
     data["formats"] = [runs.scan(run_dir, f"eval/{p.stem}").collect()  # --formats comparisons
-                       for p in sorted((run_dir / "eval").glob("*_formats.parquet"))]
+                       for p in sorted(runs.eval_dir(run_dir).glob("*_formats.parquet"))]
     benchmarks = {e["summary"]["benchmark"][0] for e in data["evals"]}
     if len(benchmarks) > 1:  # one eval per benchmark of a multi-benchmark run: pool them too
         first = data["evals"][0]["summary"]
@@ -83,7 +83,7 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
 
 def _eval_names(run_dir: Path) -> list[str]:
     return sorted(p.name.removesuffix("_summary.parquet")
-                  for p in (run_dir / "eval").glob("*_summary.parquet"))
+                  for p in runs.eval_dir(run_dir).glob("*_summary.parquet"))
 
 
 def collect_eval(run_dir: Path, name: str) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from prefixopt.errors import PrefixoptError
 from prefixopt.study.manifest import manifest_path, read_manifest, write_manifest
 from prefixopt.study.spec import Cell, StudyConfig, cells, spec_dict
 from prefixopt.learn import simulate
-from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.evaluate.heldout import eval_name
 from prefixopt.study.page import build_study_report
 
@@ -125,8 +124,8 @@ def build_engine(plan: StudyPlan, ecfg: EngineConfig) -> tuple[Any, float]:
     t = time.perf_counter()
     syn = plan.meta["synthetic"]
     people = next(iter(plan.jobs.values())).people
-    engine = SyntheticEngine(people, plan.scenario.engine_accuracy(), syn["base_accuracy"],
-                             syn["difficulty_sd"], syn["seed"])
+    engine = build.synthetic_engine(people, plan.scenario, syn["base_accuracy"],
+                                    syn["difficulty_sd"], syn["seed"])
     return engine, time.perf_counter() - t
 
 

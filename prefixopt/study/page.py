@@ -31,7 +31,7 @@ def pooled_contrast(run_dirs: list[Path], eval_name: str, seed: int,
     no run has that eval yet."""
     learned, none, qids = [], [], None
     for r in run_dirs:
-        if not (Path(r) / "eval" / f"{eval_name}.parquet").is_file():
+        if not runs.eval_path(r, eval_name).is_file():
             continue
         rows = runs.scan(r, f"eval/{eval_name}").collect()
         meta, correct = stats.correct_matrix(rows.lazy())  # (P,) prefixes, (P, Q) sorted by qid
