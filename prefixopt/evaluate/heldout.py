@@ -178,7 +178,7 @@ def eval_prefixes(cfg: EvalConfig, run_dir: str | Path | None, rng: np.random.Ge
 def evaluate(cfg: EvalConfig, run_dir: str | Path | None = None, engine=None) -> EvalResult:
     """Evaluate and write eval/<name>.parquet (+ _summary). With run_dir None (named people or
     baselines only) a new directory is created under cfg.output_dir. engine: an Engine, else
-    the one cfg.engine describes (jobs.make_engine), built after every check has passed."""
+    the one cfg.engine describes (engines.build.make_engine), built after every check has passed."""
     t0 = time.perf_counter()
     inputs = eval_inputs(cfg, run_dir)
     prefixes = eval_prefixes(cfg, run_dir, inputs.rng, inputs.questions)

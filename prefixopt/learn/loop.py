@@ -1,4 +1,4 @@
-"""The ONE training loop of DESIGN.md "One iteration", top to bottom, for every learner
+"""The ONE training loop (docs/architecture.md "One training iteration"), for every learner
 (learners.Learner: reinforce, halving, ttts): the learner proposes who answers which questions,
 the loop builds the person-major prompt grid, scores it in ONE engine call, checks the rewards
 are finite, hands them to the learner, writes the iteration's Parquet rows and then the
