@@ -173,14 +173,17 @@ def test_bad_num_questions_is_one_line(sim_run, capsys):
 @pytest.mark.engine
 def test_eval_real_engine_tiny_split(sim_run, real_engine):
     """The real vLLM engine with the embedded model: 8 ARC-Easy test questions, top-1 learned,
-    1 random, no prefix and the hand-written prompts, in one call. Plumbing only."""
+    1 random, no prefix, the hand-written prompts and the paraphrase null, in one call.
+    Plumbing only."""
     engine = CountingEngine(real_engine)
     cfg = heldout.config_for_run(sim_run, num_questions=8, top_k=1, num_random=1,
                                   bootstrap_samples=200, seed=3)
     res = heldout.evaluate(cfg, sim_run, engine)
     assert engine.calls == 1
     rows = runs.scan(sim_run, f"eval/{res.name}").collect()
-    assert len(rows) == 5 * 8
+    # none, 1 learned, 1 random, 2 hand-written and 1 paraphrase (k = the learned people)
+    assert len(rows) == 6 * 8
+    assert (rows["prefix_kind"] == "paraphrase").sum() == 8
     assert rows["parsed"].all()  # cloze always yields a prediction
     assert set(rows["pred"].unique()) <= {"A", "B", "C", "D", "E"}
     assert rows["margin"].is_finite().all()
