@@ -21,11 +21,13 @@ LEARNER_BUDGET = 50_000  # docs/learner_study.md: ~50,000 question evaluations f
 ENGINE_START_S = 35.0  # README "Machines": a warm engine start, 30-37 s on an idle 2-core CPU
 # Question evaluations (one question, one prefix, ARC-Easy cloze 0-shot, SmolLM2-135M) per second
 # in one batched engine call: `prefixopt bench` way (a), 512 in 57.1 s on the 2-core AVX-512 BF16
-# kind (README "Speed"); the AVX2-only kind is about 3x slower (README "Machines").
+# kind (docs/speed.md "Speed"); 512 in 132.5 s (3.86/s) on the 2-core AVX2-only Zen 2 kind,
+# float32 (docs/engine_speed.md, 2026-12-07). The AVX-512 kind without bf16 is not measured.
 EVALS_PER_S_BF16 = 9.0
-EVALS_PER_S_OTHER = 3.0
-# What `prefixopt eval` scores by default: no prefix + top 5 learned + 5 random + 2 hand-written.
-DEFAULT_EVAL_PREFIXES = 13
+EVALS_PER_S_OTHER = 3.86
+# What `prefixopt eval` scores by default: no prefix + top 5 learned + 5 random + 2 hand-written
+# + 5 paraphrases (the oracle null, one per learned person).
+DEFAULT_EVAL_PREFIXES = 18
 
 
 def check_inputs(mde: float, discordance: float, power: float, alpha: float,
@@ -96,7 +98,7 @@ def default_evals_per_s(bf16_cpu: bool) -> tuple[float, str]:
     """The documented throughput for this CPU kind and where it comes from."""
     if bf16_cpu:
         return EVALS_PER_S_BF16, "documented: 2-core AVX-512 BF16 CPU, bench way (a)"
-    return EVALS_PER_S_OTHER, "documented: 2-core AVX2 CPU (no native bf16), ~3x slower"
+    return EVALS_PER_S_OTHER, "measured: 2-core AVX2 CPU (no native bf16), bench way (a), float32"
 
 
 def estimate_seconds(budget: int | None, eval_evaluations: int, evals_per_s: float,
