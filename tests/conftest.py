@@ -6,9 +6,12 @@ every `engine` test.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from prefixopt.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -48,6 +51,26 @@ def real_engine():
     from prefixopt.engines.vllm_engine import build_engine
 
     return build_engine(EngineConfig(max_model_len=2048))
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(capsys, *args: str) -> Result:
+    """`prefixopt ARGS` in-process through the console-script entry point, as a user calls it
+    (flag normalisation, one-line errors, exit codes): code, stdout, stderr."""
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return Result(code, out, err)
 
 
 class WrappedEngine:

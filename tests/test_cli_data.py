@@ -8,14 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import Result, run_main
 from typer.testing import CliRunner
 
 from prefixopt import people, people_build
-from prefixopt.cli import app, main
+from prefixopt.cli import app
 
 DESIGN_COMMANDS = ("setup", "data", "train", "eval", "report", "simulate", "bench", "people")
 runner = CliRunner()
@@ -32,13 +32,6 @@ def _run_subprocess(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run the console-script entry point in-process, as a user would call `prefixopt ARGS`
@@ -47,14 +40,7 @@ def cli(capsys, monkeypatch):
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
         for key, value in (env or {}).items():
             monkeypatch.setenv(key, value)
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+        return run_main(capsys, *args)
 
     return run
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import WrappedEngine
 
 from prefixopt.engines import build
 from prefixopt.engines import scenarios
@@ -31,24 +32,6 @@ ROW_COLUMNS = {"prefix_kind", "prefix", "person_id", "question_id", "correct", "
 SUMMARY_COLUMNS = {"prefix_kind", "prefix", "person_id", "n", "accuracy", "ci_low", "ci_high",
                    "diff_vs_none", "diff_low", "diff_high", "p_value", "p_holm", "significant",
                    "train_reward", "curse_gap"}
-
-
-class CountingEngine:
-    """Delegates to an engine and counts engine.run calls (eval must make exactly one)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-        self.api, self.persona_placement = inner.api, inner.persona_placement  # its capabilities
-
-    def render_chat(self, system, user):
-        return self.inner.render_chat(system, user)
-
-    def run(self, requests, mode, **kw):
-        self.calls += 1
-        return self.inner.run(requests, mode, **kw)
-
-    def info(self):
-        return self.inner.info()
 
 
 def simulate_run(tmp: Path, name: str, *extra: str) -> Path:
@@ -74,10 +57,10 @@ def sim_run(tmp_path_factory) -> Path:
 
 
 def test_eval_files_schema_and_one_engine_call(sim_run):
-    engine = CountingEngine(planted_engine(sim_run))
+    engine = WrappedEngine(planted_engine(sim_run))
     cfg = heldout.config_for_run(sim_run, num_questions=60, bootstrap_samples=300)
     res = heldout.evaluate(cfg, sim_run, engine)
-    assert engine.calls == 1
+    assert len(engine.calls) == 1
     assert res.name == "test_n60_seed0"
     rows = runs.scan(sim_run, "eval/test_n60_seed0").collect()
     summary = runs.scan(sim_run, "eval/test_n60_seed0_summary").collect()
@@ -175,11 +158,11 @@ def test_eval_real_engine_tiny_split(sim_run, real_engine):
     """The real vLLM engine with the embedded model: 8 ARC-Easy test questions, top-1 learned,
     1 random, no prefix, the hand-written prompts and the paraphrase null, in one call.
     Plumbing only."""
-    engine = CountingEngine(real_engine)
+    engine = WrappedEngine(real_engine)
     cfg = heldout.config_for_run(sim_run, num_questions=8, top_k=1, num_random=1,
                                   bootstrap_samples=200, seed=3)
     res = heldout.evaluate(cfg, sim_run, engine)
-    assert engine.calls == 1
+    assert len(engine.calls) == 1
     rows = runs.scan(sim_run, f"eval/{res.name}").collect()
     # none, 1 learned, 1 random, 2 hand-written and 1 paraphrase (k = the learned people)
     assert len(rows) == 6 * 8

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import WrappedEngine
 
 from prefixopt import cli, runs, stats
 from prefixopt.engines import scenarios, synthetic
@@ -107,24 +108,6 @@ def test_oracle_null_verdict_persona_or_perturbation():
     assert oracle.oracle_null(_kinds(3), labels[:4], base, stats.stats_rng(0), 10) is None
 
 
-class CountingEngine:
-    """Delegates to an engine and counts engine.run calls (eval must make exactly one)."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, 0
-        self.api, self.persona_placement = inner.api, inner.persona_placement
-
-    def render_chat(self, system, user):
-        return self.inner.render_chat(system, user)
-
-    def run(self, requests, mode, **kw):
-        self.calls += 1
-        return self.inner.run(requests, mode, **kw)
-
-    def info(self):
-        return self.inner.info()
-
-
 @pytest.fixture(scope="module")
 def sim_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("oracle") / "sim"
@@ -138,11 +121,11 @@ def sim_run(tmp_path_factory) -> Path:
 def test_paraphrase_rows_are_in_the_one_engine_call(sim_run):
     people = runs.run_people(sim_run)
     scenario = scenarios.planted_field(people, "Science", 0.2, 0.5)
-    engine = CountingEngine(synthetic.SyntheticEngine(people, scenario.accuracy, 0.5, 1.0, 0))
+    engine = WrappedEngine(synthetic.SyntheticEngine(people, scenario.accuracy, 0.5, 1.0, 0))
     cfg = heldout.config_for_run(sim_run, num_questions=40, bootstrap_samples=200, top_k=3,
                                  name="paraphrases")
     res = heldout.evaluate(cfg, sim_run, engine)
-    assert engine.calls == 1
+    assert len(engine.calls) == 1
     para = res.summary.filter(res.summary["prefix_kind"] == "paraphrase")
     assert para["prefix"].to_list() == [f"paraphrase {i + 1}: {t}"
                                         for i, t in enumerate(PARAPHRASES[:3])]

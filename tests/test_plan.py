@@ -6,36 +6,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import polars as pl
 import pytest
+from conftest import run_main
 from scipy.stats import norm
 
 from prefixopt import plan
-from prefixopt.cli import main
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture
 def cli(capsys):
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
+    return lambda *args: run_main(capsys, *args)
 
 
 def hand(mde: float, d: float, power: float, alpha: float) -> int:

@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 
 from prefixopt.engines import ports, serve
-from prefixopt.cli import main
 from prefixopt.config import EngineConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.models import resolve_model
@@ -101,13 +101,8 @@ def test_busy_port_and_bad_addresses():
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
+    result = run_main(capsys, *args)
+    return result.returncode, result.stderr
 
 
 def test_cli_refuses_bad_input_before_vllm(capsys, tmp_path):
