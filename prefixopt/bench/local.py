@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,10 @@ class Timed:
     b: int
     max_tokens: int
     stop: tuple
+    # the exact token lists run() sends (cloze: one per choice) and cloze's (ids, owner,
+    # starts): tokenised once, by measure_engine after (a), then read by limit and references
+    token_lists: list[list[int]] = field(default_factory=list)
+    cloze: tuple | None = None
 
     def run(self, reqs: Sequence[Request], cache: bool = True) -> tuple[float, list]:
         t0 = time.perf_counter()
@@ -182,6 +186,8 @@ def measure_engine(timed: Timed, render_s: float, progress: Callable[[str], None
     t = time.perf_counter()
     token_lists = engine.prompt_token_ids(requests, mode)  # the tokenisation run() does
     tokenize_s = time.perf_counter() - t
+    timed.token_lists = token_lists
+    timed.cloze = engine.cloze_tokens(requests) if mode == "cloze" else None
     shareable, shareable_blocks = shareable_tokens(token_lists, engine.block_size)
 
     progress("(b) one batched call, prefix cache off")
@@ -234,7 +240,7 @@ def limit(timed: Timed, out: dict[str, Any], progress: Callable[[str], None]) ->
     prompt, cached = out.pop("_prompt_tokens"), out.pop("_cached_tokens")
     if timed.mode == "cloze":  # one engine prompt per choice; a request's cached tokens are
         # counted per request, so spread evenly over its choices (attention's share only)
-        ids, owner, starts = timed.engine.cloze_tokens(timed.requests)
+        ids, owner, starts = timed.cloze
         per_request = np.bincount([r for r, _ in owner], minlength=len(prompt))  # (R,)
         cached = [cached[r] // per_request[r] for r, _ in owner]
         prompt = [len(x) for x in ids]

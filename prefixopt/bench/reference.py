@@ -93,11 +93,11 @@ def measure_references(timed: Timed, sequential_subset: int, batched_subset: int
     sub_tokens = engine.prompt_token_ids([requests[i] for i in subset], mode)
     d_sub_s = sequential_reference(engine.model, mode, timed.max_tokens, sub_tokens,
                                    engine.dtype)
-    token_lists = engine.prompt_token_ids(requests, mode)
+    token_lists = timed.token_lists  # tokenised once, by measure_engine
     n_e = len(token_lists) if not batched_subset else min(batched_subset, len(token_lists))
     progress(f"(e) transformers, padded batches of 16, {n_e} engine prompts")
     e_idx = list(range(0, len(token_lists), max(len(token_lists) // n_e, 1)))[:n_e]
-    e_starts = engine.cloze_tokens(requests)[2] if mode == "cloze" else None
+    e_starts = timed.cloze[2] if timed.cloze is not None else None
     e_sub_s = batched_reference(engine.model, mode, timed.max_tokens,
                                 [token_lists[j] for j in e_idx],
                                 [e_starts[j] for j in e_idx] if e_starts else None,
