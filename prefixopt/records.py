@@ -50,6 +50,9 @@ class Response:
     cached_tokens: int = 0  # prompt tokens served from the prefix cache
     output_tokens: int = 0
     missing_letters: int = 0  # letter: letters a chat API did not return (scored -inf)
+    # served by engines.score_cache from an earlier identical request, not computed now: its
+    # token counts are the original call's, so "work done" counts (budgets) leave it out
+    from_score_cache: bool = False
 
 
 @dataclass(slots=True)
