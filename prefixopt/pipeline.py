@@ -70,11 +70,13 @@ def needs_engine(job: TrainJob, ecfgs: list[EvalConfig]) -> bool:
 
 def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: float,
             progress: Callable | None = None, stage: Callable[[str], None] = lambda s: None,
-            *, extra_meta: dict[str, Any] | None = None, report: bool = True) -> dict[str, Any]:
+            *, extra_meta: dict[str, Any] | None = None, report: bool = True,
+            eval_engine: Any = None) -> dict[str, Any]:
     """`prefixopt run`: train (or finish training), evaluate on held-out questions (each eval
     whose tables exist is skipped: a resumed run picks up where it stopped), then the report;
     one engine throughout. extra_meta: see run_train; report=False leaves the run's report out
-    (a study writes one report for all its runs)."""
+    (a study writes one report for all its runs). eval_engine: what the evals score on instead
+    of `engine` (a study's engines.score_cache around it; training always uses `engine`)."""
 
     stage("train")
     summary = (run_train(job, engine, progress, extra_meta) if not train_done(job)
@@ -91,7 +93,8 @@ def run_job(job: TrainJob, ecfgs: list[EvalConfig], engine, engine_start_s: floa
         # the held-out questions again (same seed, same subsample), now against the answers
         inputs = heldout.eval_inputs(replace(ecfg, overwrite=True), job.run_dir)
         prefixes = heldout.eval_prefixes(ecfg, job.run_dir, inputs.rng, inputs.questions)
-        results.append(heldout.score_prefixes(inputs, prefixes, job.run_dir, engine,
+        results.append(heldout.score_prefixes(inputs, prefixes, job.run_dir,
+                                               engine if eval_engine is None else eval_engine,
                                                {"engine_start_s": engine_start_s}))
     stage("report")
     report = build_report([job.run_dir], None) if report else None

@@ -55,6 +55,8 @@ def result_json(result: EvalResult) -> dict[str, Any]:
         # verdict ("persona" / "perturbation"); the confidence router vs no prefix (paired)
         "oracle_null": result.oracle_null,
         "router": result.router,
+        # a study's eval engine (engines.score_cache): requests served from the cache / scored
+        "score_cache": result.score_cache,
         "engine_start_s": result.timings.get("engine_start_s"),
         **({"contexts": result.contexts.to_dicts()} if result.contexts is not None else {}),
         "dtype": result.timings.get("dtype"),

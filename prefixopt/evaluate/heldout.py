@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from prefixopt.engines import build
+from prefixopt.engines import score_cache
 from prefixopt.evaluate import compare, oracle
 from prefixopt import analysis, runs, stats
 from prefixopt.evaluate import leakage
@@ -57,6 +58,8 @@ class EvalResult:
     held_out: dict[str, Any] = field(default_factory=dict)  # EvalInputs.held_out
     oracle_null: dict[str, Any] | None = None  # oracle.oracle_null: k paraphrases' ceiling
     router: dict[str, Any] | None = None  # oracle.router: most confident of none + top-k
+    # the engine was a ScoreCache: {"hits", "misses"} of the eval's one call, else None
+    score_cache: dict[str, int] | None = None
 
 
 def eval_name(split: str, num_questions: int | None, seed: int) -> str:
@@ -198,7 +201,9 @@ def score_prefixes(inputs: EvalInputs, prefixes_etc, run_dir: str | Path | None,
     t = time.perf_counter()
     responses, answers = scoring.score(engine, requests, inputs.mode)  # ONE engine call
     timings["score_s"] = time.perf_counter() - t
-    return finish(inputs, prefixes_etc, requests, responses, answers, run_dir, engine, timings)
+    result = finish(inputs, prefixes_etc, requests, responses, answers, run_dir, engine, timings)
+    result.score_cache = score_cache.counts(engine, responses)  # None without a cache
+    return result
 
 
 def build_requests(inputs: EvalInputs, prefixes_etc, engine) -> tuple[tuple, list]:

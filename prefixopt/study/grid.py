@@ -18,13 +18,14 @@ from typing import Any
 
 
 from prefixopt.engines import build
+from prefixopt.engines.score_cache import ScoreCache
 from prefixopt.learn.job import TrainJob, prepare_train
 from prefixopt import pipeline
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig
 from prefixopt.errors import PrefixoptError
 from prefixopt.study.manifest import manifest_path, read_manifest, write_manifest
-from prefixopt.study.spec import Cell, StudyConfig, cells, spec_dict
+from prefixopt.study.spec import STUDY_EVAL_KEYS, Cell, StudyConfig, cells, spec_dict
 from prefixopt.learn import simulate
 from prefixopt.evaluate.heldout import eval_name
 from prefixopt.study.page import build_study_report
@@ -51,7 +52,7 @@ def cell_evals(spec: StudyConfig, job: TrainJob) -> dict[str, EvalConfig]:
     so all runs answer the same held-out questions and a matrix row pools its seeds question
     by question."""
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.eval.items()
-            if k != "seed"}
+            if k not in STUDY_EVAL_KEYS}
     # every run is evaluated with the study's eval seed: the same held-out questions for all
     out = {e.task.benchmark: e for e in pipeline.eval_configs_for(job, seed=spec.eval_seed, **opts)}
     base = next(iter(out.values()))
@@ -189,12 +190,23 @@ def _run_model(plan: StudyPlan, session: Callable, ecfg: EngineConfig, todo: lis
     row = {r["id"]: r for r in manifest["cells"]}
     with session(plan, ecfg) as (engine, start_s):
         manifest["engine_start_s"][ecfg.model] = start_s
-        return all(_run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage)
-                   for c in todo)  # all() stops at the first interrupted cell
+        evals = eval_engine(plan, ecfg, engine)
+        return all(_run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage,
+                             evals) for c in todo)  # all() stops at the first interrupted cell
+
+
+def eval_engine(plan: StudyPlan, ecfg: EngineConfig, engine) -> Any:
+    """What the study's evals score on: the model's engine behind a ScoreCache whose shards
+    live in studies/<name>/score_cache/ (`[eval] score_cache = false`: the engine itself).
+    Training never sees the cache."""
+    if not plan.spec.score_cache:
+        return engine
+    identity = {"engine_config": dataclasses.asdict(ecfg), "synthetic": plan.meta}
+    return ScoreCache(engine, plan.study_dir / "score_cache", identity)
 
 
 def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str, Any], engine,
-              start_s: float, progress, stage) -> bool:
+              start_s: float, progress, stage, evals=None) -> bool:
     """One cell on its model's engine; False when training was interrupted (Ctrl-C)."""
     job, ecfgs = plan.jobs[c.id], list(plan.evals[c.id].values())
     row.update(status="running", error=None)
@@ -204,7 +216,7 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
         out = pipeline.run_job(job, ecfgs, engine, start_s,
                            (lambda s: progress(c.id, s)) if progress else None,
                            (lambda s: stage(c.id, s)) if stage else (lambda s: None),
-                           extra_meta=plan.meta, report=False)
+                           extra_meta=plan.meta, report=False, eval_engine=evals)
     except BaseException as exc:  # recorded, then raised: a killed study resumes from here
         row.update(status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                    error=f"{type(exc).__name__}: {exc}"[:500])
@@ -215,6 +227,9 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
         write_manifest(plan.study_dir, manifest)
         return False
     row.update(status="done", wall_s=time.perf_counter() - t)
+    cached = [r.score_cache for r in out.get("eval_results", []) if r.score_cache is not None]
+    if cached:  # the cell's evals: requests served from the study's score cache / scored
+        row["score_cache"] = {k: sum(c[k] for c in cached) for k in ("hits", "misses")}
     write_manifest(plan.study_dir, manifest)
     return True
 

@@ -24,7 +24,9 @@ GRID_AXES = ("models", "benchmarks", "budgets", "seeds")
 RESERVED = ("model", "model_name", "benchmark", "benchmark_name", "iterations",
             "num_iterations", "seed", "run_name", "output_dir", "kind")
 EVAL_KEYS = ("eval_split", "num_questions", "top_k", "num_random", "prompts", "people_names",
-             "handwritten", "paraphrase_null", "allow_overlap", "bootstrap_samples", "seed")
+             "handwritten", "paraphrase_null", "allow_overlap", "bootstrap_samples", "seed",
+             "score_cache")
+STUDY_EVAL_KEYS = ("seed", "score_cache")  # the study's own, not EvalConfig options
 TRANSFER_KEYS = ("enabled", "benchmarks")
 SYNTHETIC_KEYS = ("planted_field", "planted_people", "delta", "base_accuracy", "difficulty_sd",
                   "seed")
@@ -55,6 +57,11 @@ class StudyConfig:
     @property
     def eval_seed(self) -> int:
         return int(self.eval.get("seed", 0))
+
+    @property
+    def score_cache(self) -> bool:
+        """[eval] score_cache (default on): evals served from studies/<name>/score_cache/."""
+        return bool(self.eval.get("score_cache", True))
 
     def all_benchmarks(self) -> tuple[str, ...]:
         """Every single benchmark the study trains or evaluates on, in spec order."""
@@ -111,6 +118,8 @@ def spec_from_mapping(data: dict[str, Any], where: str = "spec") -> StudyConfig:
         raise PrefixoptError(f"{where}: name must be letters, digits, '_', '-', '.' (got {name!r})")
     if engine not in ENGINES:
         raise PrefixoptError(f"{where}: engine {engine!r} is not one of: {', '.join(ENGINES)}")
+    if not isinstance(ev.get("score_cache", True), bool):
+        raise PrefixoptError(f"{where}: [eval] score_cache must be true or false")
     if syn and engine != "synthetic":
         raise PrefixoptError(f'{where}: a [synthetic] scenario needs engine = "synthetic"')
     missing = [k for k in ("models", "benchmarks", "budgets") if k not in grid]
