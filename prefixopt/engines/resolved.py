@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from prefixopt import device
 from prefixopt.config import CPU_BLOCK_SIZE, EngineConfig
+from prefixopt.errors import PrefixoptError
 from prefixopt.models import locate
 
 
@@ -33,6 +34,10 @@ def vllm_block_size(requested: int | None, cuda: bool) -> int | None:
     """The prefix-cache block size prefixopt gives vLLM: the one asked for, else CPU_BLOCK_SIZE
     on CPU (the CPU build's best), else None (vLLM's CUDA default, 16)."""
     if requested is not None:
+        if requested < 1 or (not cuda and requested % CPU_BLOCK_SIZE):
+            # vLLM would only say so after loading the model (CPU_ATTN: MultipleOf(32))
+            raise PrefixoptError(f"--block-size {requested}: the CPU build's attention needs a "
+                                 f"positive multiple of {CPU_BLOCK_SIZE} (e.g. {CPU_BLOCK_SIZE})")
         return requested
     return None if cuda else CPU_BLOCK_SIZE
 
