@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from prefixopt import runs
 from prefixopt.cli import app
-from prefixopt.engines import score_cache
+from prefixopt.engines import Engine, score_cache
 from prefixopt.engines.score_cache import ScoreCache, engine_identity, request_key
 from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.records import NO_PERSON, Question, Request, Response
@@ -64,6 +64,7 @@ def _plain(resp: Response) -> dict:
 def test_hits_from_the_cache_misses_in_one_call_in_request_order():
     inner = FakeEngine()
     cache = ScoreCache(inner)
+    assert isinstance(cache, Engine) and cache.api == "completions"  # prompts.build_grid's test
     first = cache.run([_req("p1"), _req("p2")], "letter")
     assert len(inner.calls) == 1 and not any(r.from_score_cache for r in first)
     mixed = [_req("p3"), _req("p1"), _req("p4"), _req("p2")]
