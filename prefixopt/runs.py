@@ -26,6 +26,7 @@ from prefixopt.people import People, load_people
 
 PART_TABLES = ("iterations", "samples", "answers")
 CHECKPOINT = "checkpoints/latest.npz"  # the commit point of every iteration
+BUDGET = "budget.json"  # first estimates and engine starts (prefixopt/budget.py)
 
 
 # --- atomic writes ----------------------------------------------------------------------------
@@ -85,6 +86,11 @@ def write_config(run_dir: str | Path, cfg: Any, extra: dict[str, Any] | None = N
     """config.json = {"config": the resolved config, **extra (versions, fingerprints, ...)}."""
     payload = {"config": to_dict(cfg), **(extra or {})}
     write_text(Path(run_dir) / "config.json", json.dumps(payload, indent=2, sort_keys=True))
+
+
+def budget_path(run_dir: str | Path) -> Path:
+    """budget.json: the run's first estimates and its engine starts (prefixopt/budget.py)."""
+    return Path(run_dir) / BUDGET
 
 
 def record_eval(run_dir: str | Path, name: str, info: dict[str, Any]) -> None:

@@ -233,7 +233,8 @@ def test_eval_drops_questions_that_are_not_held_out(tmp_path):
     assert not set(recorded) & set(rows["question_id"])  # no example is an eval id
     inputs = heldout.eval_inputs(heldout.config_for_run(run, overwrite=True), run)
     assert inputs.fewshot.ids == recorded and held == {**inputs.held_out, "split": "test",
-                                                       "num_questions": 20}
+                                                       "num_questions": 20,
+                                                       "budget": held["budget"]}  # test_budget
 
 
 def test_eval_of_a_run_without_recorded_fewshot_falls_back(sim_run, bench_dir):

@@ -19,7 +19,7 @@ import polars as pl
 from prefixopt.engines import build
 from prefixopt.engines import score_cache
 from prefixopt.evaluate import compare, oracle
-from prefixopt import analysis, runs, stats
+from prefixopt import analysis, budget, runs, stats
 from prefixopt.evaluate import leakage
 from prefixopt.evaluate import robustness
 from prefixopt.benchmarks import get_task
@@ -234,6 +234,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     t0 = time.perf_counter()
     cfg, mode, questions = inputs.cfg, inputs.mode, inputs.questions
     prefixes, people, probs, train = prefixes_etc
+    work = responses  # every response of the call, the winner's-curse baseline's too (budget)
     requests, responses, answers, train = take_baseline(train, requests, responses, answers)
     acc_norm = None  # cloze: the harness's acc_norm (log-likelihood per character), per prefix
     if mode == "cloze":
@@ -289,8 +290,11 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
         run_dir = runs.create_run_dir(cfg.output_dir, cfg.run_name)
         runs.write_config(run_dir, cfg, {"kind": "eval", "versions": engine.info(),
                                          "persona_placement": placement})
+    spent = sum(timings.get(k, 0.0) for k in ("load_s", "render_s", "score_s"))
     runs.record_eval(run_dir, inputs.name, {"split": inputs.split, **held,
-                                            "num_questions": len(questions)})
+                                            "num_questions": len(questions),
+                                            "budget": budget.from_responses(
+                                                work, spent + time.perf_counter() - t0)})
     runs.write_eval(run_dir, inputs.name, rows, summary)
     contexts = None
     if any(p.assignment for p in prefixes):

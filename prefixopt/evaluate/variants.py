@@ -7,6 +7,7 @@ significant in every format; a finding is what survives them all).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,14 +62,17 @@ def score_formats(variants: list, run_dir: str | Path | None, engine,
     formats. ONE engine call for all of them; returns each format's EvalResult and the
     comparison table (written as eval/<name>_formats.parquet)."""
 
+    t = time.perf_counter()
     built = [heldout.build_requests(inputs, pe, engine) for inputs, pe in variants]
     requests = [r for _, reqs in built for r in reqs]
     responses, answers = scoring.score(engine, requests, variants[0][0].mode)  # ONE call
+    call_s = time.perf_counter() - t  # each format's share of it, by requests (its budget)
     results, at = [], 0
     for (inputs, _), (pe, reqs) in zip(variants, built, strict=True):
         part = slice(at, at + len(reqs))
         results.append(heldout.finish(inputs, pe, reqs, responses[part], answers[part],
-                                       run_dir, engine, dict(timings)))
+                                       run_dir, engine,
+                                       {**timings, "score_s": call_s * len(reqs) / len(requests)}))
         run_dir, at = results[-1].run_dir, at + len(reqs)  # one directory for every format
     table = compare(results)
     base = results[0].name.removesuffix("_" + variants[0][0].cfg.task.prompt_format)
