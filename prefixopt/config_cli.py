@@ -25,6 +25,9 @@ class CommandOptions:
         None, "Continue this run directory (only --iterations may change)",
         study={"type": bool, "default": False, "help": "Continue the study: done cells are "
                "skipped, a half-done cell resumes exactly."})
+    mde: float | None = opt(None, "Warn in the header when the eval is too small to detect "
+                            "this accuracy difference (a fraction, e.g. 0.03; prefixopt plan's "
+                            "rule at discordance 0.15; default: no check)")
     only_baseline: bool = opt(False, "Score the no-prefix baseline only (speed check against "
                               "the harness).")
     verbose: bool = opt(False, _VERBOSE + " on the terminal (default: RUN/engine.log)",

@@ -154,3 +154,21 @@ def plan_warnings(plan: dict[str, Any]) -> list[str]:
         out.append(f"--budget {plan['budget']:,} is below the ~{LEARNER_BUDGET:,} question "
                    "evaluations docs/learner_study.md found a learner needs to find a field")
     return out
+
+
+def job_warnings(budget: int | None, eval_questions: int | None, mde: float | None,
+                 comparisons: int = 1) -> list[str]:
+    """The header warnings of train, run, study and eval (plan_warnings): an eval of
+    `eval_questions` that cannot detect `mde` (only when an MDE is asked for; one comparison
+    at the default discordance, power 0.8, alpha 0.05), a training budget below a learner's
+    need (budget None: no training)."""
+    if mde is None or not eval_questions:
+        return plan_warnings({"feasible": None, "eval_questions": 0, "questions_needed": 0,
+                              "budget": budget})
+    if not 0 < mde < DEFAULT_DISCORDANCE:
+        raise PrefixoptError(f"--mde {mde:g} is not in (0, {DEFAULT_DISCORDANCE}): the header "
+                             f"checks it at the default discordance {DEFAULT_DISCORDANCE}; size "
+                             "other cases with `prefixopt plan --mde X --discordance D`")
+    return make_plan(mde=mde, discordance=DEFAULT_DISCORDANCE, power=0.8, alpha=0.05,
+                     comparisons=comparisons, available=None, eval_questions=eval_questions,
+                     eval_prefixes=1, budget=budget, evals_per_s=1.0)["warnings"]

@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,16 @@ def engine_output(log_path: Path | None, verbose: bool = False) -> Iterator[Path
 
 
 def header(command: str, cfg: EngineConfig, run_dir: Path | None,
-           resolved: ResolvedEngine | None = None) -> None:
-    """The one line before the engine starts: model, device, dtype (and why), run directory."""
+           resolved: ResolvedEngine | None = None, notes: Sequence[str] = ()) -> None:
+    """The line before the engine starts: model, device, dtype (and why), run directory; then
+    `notes` (the job's estimate and warnings, commands/estimate.py), one line each."""
+    _header(command, cfg, run_dir, resolved)
+    for note in notes:
+        err_console.print(note, highlight=False, soft_wrap=True)
+
+
+def _header(command: str, cfg: EngineConfig, run_dir: Path | None,
+            resolved: ResolvedEngine | None) -> None:
     where = f", run {run_dir}" if run_dir is not None else ""
     if cfg.kind == "openai":  # the key is never shown
         err_console.print(f"prefixopt {command}: {cfg.model} through {cfg.base_url} (--engine "
@@ -87,18 +95,19 @@ def header(command: str, cfg: EngineConfig, run_dir: Path | None,
     resolved = resolved or build.resolve(cfg)
     err_console.print(
         f"prefixopt {command}: {cfg.model} on {'cuda' if resolved.cuda else 'cpu'}, "
-        f"{resolved.dtype_why}{where}", highlight=False, soft_wrap=True)
+        f"{resolved.dtype_why}, {'eager' if resolved.eager else 'compiled'}{where}",
+        highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
 def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
-                   verbose: bool = False, model_path: str = "",
+                   verbose: bool = False, model_path: str = "", notes: Sequence[str] = (),
                    **engine_args: Any) -> Iterator[tuple[Any, float]]:
     """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s).
     model_path: what build.check_engine located (the engine is resolved once, from it)."""
 
     resolved = build.resolve(cfg, model_path) if cfg.kind == "vllm" else None
-    header(command, cfg, run_dir, resolved)
+    header(command, cfg, run_dir, resolved, notes)
     if cfg.kind == "synthetic":  # nothing to silence
         yield build.make_engine(cfg, run_dir=run_dir, **engine_args)
         return

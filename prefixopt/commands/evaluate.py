@@ -11,7 +11,9 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from prefixopt import budget
 from prefixopt.engines import build
+from prefixopt.commands import estimate
 from prefixopt.commands.common import err_console, fail, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import EVAL_CMD, with_options
@@ -145,9 +147,14 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
             inputs = ev.eval_inputs(variant, run)
             prepared[-1].append((inputs, ev.eval_prefixes(variant, run, inputs.rng,
                                                           inputs.questions)))
+    est, notes = estimate.header_estimate(
+        cfg.engine.kind, None, {i.name: len(i.questions) * len(p[0]) for v in prepared
+                                for i, p in v}, [len(i.questions) for v in prepared
+                                                 for i, _ in v], values["mde"], None, "eval")
+    estimate.record(run, est)  # before the engine (an eval without a run: once it has one)
     results, formats = [], []
     with engine_session("eval", cfg.engine, run, values["verbose"],
-                        model_path) as (eng, start_s):
+                        model_path, notes=notes) as (eng, start_s):
         for variants in prepared:
             if len(variants) == 1:
                 results.append(ev.score_prefixes(*variants[0][:2], run, eng,
@@ -157,9 +164,15 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
                                                        {"engine_start_s": start_s})
             results += found
             formats.append(table)
+    where = results[0].run_dir  # the run, or the directory an eval without one made
+    if run is None:
+        estimate.record(where, est)
+    budget.record_start(where, "eval", start_s)
+    spent = budget.of_run(where)
     for result in results:
         result.timings["dtype"] = eng.info().get("dtype")
         print_eval(result)
+    err_console.print(estimate.spent_line(spent), highlight=False)
     for table in formats:
         print_formats(table)
     pooled = export.pooled(results) if len(prepared) > 1 and not formats else []
@@ -167,10 +180,10 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
         out_console.print(f"{c.name}: {_pct(c.diff, True)} points, 95% CI "
                           f"[{_pct(c.low, True)}, {_pct(c.high, True)}]")
     if values["json_out"]:
-        print_json(export.result_json(results[0]) if len(results) == 1 else {
-            "evals": [export.result_json(r) for r in results],
-            "pooled": [export.contrast_json(c) for c in pooled],
-            "formats": [t.to_dicts() for t in formats]})
+        print_json({**export.result_json(results[0]), "budget": spent} if len(results) == 1
+                   else {"evals": [export.result_json(r) for r in results],
+                         "pooled": [export.contrast_json(c) for c in pooled],
+                         "formats": [t.to_dicts() for t in formats], "budget": spent})
 
 
 def eval_config(values: dict[str, Any]):

@@ -107,14 +107,15 @@ EVAL_CMD = options("eval", """
     run benchmark eval_split num_questions top_k num_random prompts people_names people
     handwritten paraphrase_null only_baseline allow_overlap bootstrap_samples seed kind base_url
     api api_key_env max_concurrency model scoring prompt_format formats num_fewshot data_dir
-    output_dir run_name name overwrite dtype verbose json_out""",
+    output_dir run_name name overwrite dtype mde verbose json_out""",
     EvalConfig, TaskConfig, EngineConfig, CommandOptions)
 BENCH = options("bench", """
     model benchmark scoring prompt_format num_fewshot k b sequential_subset batched_subset dtype
     max_model_len data_dir people seed block_size verbose json_out kind base_url api api_key_env
     max_concurrency repeats""", BenchConfig, TaskConfig, EngineConfig, CommandOptions)
 STUDY = options("study", "resume output_dir data_dir verbose json_out engine base_url "
-                "max_concurrency", CommandOptions, StudyConfig, TaskConfig, EngineConfig)
+                "max_concurrency mde", CommandOptions, StudyConfig, TaskConfig, EngineConfig)
+MDE = options(None, "mde", CommandOptions)  # run's header check (eval and study have it too)
 TRAIN_NAMES = frozenset(p.name for p in TRAIN)
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from prefixopt import plan as planning
+from prefixopt.commands import estimate
 from prefixopt.commands.common import err_console, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import STUDY, with_options
@@ -49,6 +51,9 @@ def study(ctx: typer.Context, **values: Any) -> None:
     if not json_out:
         err_console.print(f"study {cfg.name}: {len(plan.cells)} cells -> {plan.study_dir}/",
                           highlight=False)
+    est = st.study_estimate(plan)  # the manifest records it before any cell starts
+    estimate.print_lines(estimate.estimate_lines(est, planning.job_warnings(
+        est["min_train_budget"], est["min_eval_questions"], v.mde)))
     session = None if cfg.engine == "synthetic" else _vllm_session(verbose)
     with _progress(plan, json_out) as (progress, stage):
         out = st.run_study(plan, session=session, progress=progress, stage=stage)
@@ -72,6 +77,7 @@ def _print(out: dict[str, Any], spec: Path) -> None:
     err_console.print(f"{out['wall_s']:.1f} s; engine start per model: "
                       + ", ".join(f"{m} {s:.1f} s" for m, s in out["engine_start_s"].items()),
                       highlight=False)
+    err_console.print(estimate.spent_line(out["budget"]), highlight=False)
 
 
 def _vllm_session(verbose: bool):

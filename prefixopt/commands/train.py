@@ -14,7 +14,8 @@ from typing import Any
 
 import typer
 
-from prefixopt import runs
+from prefixopt import budget, runs
+from prefixopt.commands import estimate
 from prefixopt.commands.common import err_console, fail, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import JOB, LEARNER, SIMULATE, TRAIN, TRAIN_NAMES, with_options
@@ -130,16 +131,23 @@ def register(app: typer.Typer) -> None:
 
         job = train_job(ctx, values)  # every check passes before the engine starts
         quiet = values["json_out"]
+        whole, left = budget.train_evaluations(job.cfg, job.run_dir, job.resume)
+        est, notes = estimate.header_estimate(job.cfg.engine.kind, left, {}, [], None, whole,
+                                              "train")
+        estimate.record(job.run_dir, est)  # before the engine: a resumed run keeps the first
         with engine_session("train", job.cfg.engine, job.run_dir,
-                            values["verbose"], model_path=job.model_path, people=job.people,
-                            seed=job.cfg.seed) as (eng, s), \
+                            values["verbose"], model_path=job.model_path, notes=notes,
+                            people=job.people, seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
+            budget.record_start(job.run_dir, "train", s)
             summary = {**run_train(job, eng, update), "engine_start_s": s,
                        "dtype": eng.info().get("dtype")}
+        summary["budget"] = budget.of_run(job.run_dir)
         if quiet:
             print_json(summary)
         else:
             print_train(summary)
+            err_console.print(estimate.spent_line(summary["budget"]), highlight=False)
             err_console.print(f"files: {job.run_dir}/ (config.json, iterations/, samples/, "
                               "answers/, checkpoints/, engine.log)", highlight=False)
 

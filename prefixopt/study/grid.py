@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
+from prefixopt import budget
 from prefixopt.engines import build
 from prefixopt.engines.score_cache import ScoreCache
 from prefixopt.learn.job import TrainJob, prepare_train
@@ -24,6 +25,7 @@ from prefixopt import pipeline
 from prefixopt.benchmarks import get_task
 from prefixopt.config import EngineConfig, EvalConfig
 from prefixopt.errors import PrefixoptError
+from prefixopt.study.estimate import record_cell_estimate, study_estimate
 from prefixopt.study.manifest import manifest_path, read_manifest, write_manifest
 from prefixopt.study.spec import STUDY_EVAL_KEYS, Cell, StudyConfig, cells, spec_dict
 from prefixopt.learn import simulate
@@ -44,6 +46,7 @@ class StudyPlan:
     evals: dict[str, dict[str, EvalConfig]]  # cell id -> {evaluated-on benchmark: eval}
     scenario: Any = None  # simulate.Scenario of a synthetic study
     meta: dict[str, Any] | None = None  # its config.json entry (simulate.scenario_meta)
+    estimate: dict[str, Any] | None = None  # study_estimate, once (the header and manifest)
 
 
 def cell_evals(spec: StudyConfig, job: TrainJob) -> dict[str, EvalConfig]:
@@ -136,9 +139,11 @@ def default_session(plan: StudyPlan, ecfg: EngineConfig) -> Iterator[tuple[Any, 
 
 
 def new_manifest(plan: StudyPlan) -> dict[str, Any]:
-    old = {}
+    old, old_budget = {}, None
     if manifest_path(plan.study_dir).is_file():
-        old = {c["id"]: c for c in read_manifest(plan.study_dir)["cells"]}
+        previous = read_manifest(plan.study_dir)
+        old, old_budget = {c["id"]: c for c in previous["cells"]}, previous.get("budget")
+    est = study_estimate(plan)
     rows = []
     for c in plan.cells:
         status = old.get(c.id, {}).get("status", "pending")
@@ -147,8 +152,10 @@ def new_manifest(plan: StudyPlan) -> dict[str, Any]:
                      "iterations": c.cfg.iterations, "run_dir": f"runs/{c.id}",
                      "status": status, "evals": {b: _eval_name(e) for b, e in
                                                  plan.evals[c.id].items()}})
+    # the first estimate (kept on --resume) and every session's engine starts (budget.of_study)
+    first = {"estimated_s": {"train": est["train"], "eval": est["eval"]}, "engine_starts": []}
     return {"name": plan.spec.name, "spec": spec_dict(plan.spec), "cells": rows,
-            "engine_start_s": {}}
+            "engine_start_s": {}, "budget": old_budget or first}
 
 
 def _eval_name(ecfg: EvalConfig) -> str:
@@ -190,6 +197,7 @@ def _run_model(plan: StudyPlan, session: Callable, ecfg: EngineConfig, todo: lis
     row = {r["id"]: r for r in manifest["cells"]}
     with session(plan, ecfg) as (engine, start_s):
         manifest["engine_start_s"][ecfg.model] = start_s
+        manifest["budget"]["engine_starts"].append({"model": ecfg.model, "s": start_s})
         evals = eval_engine(plan, ecfg, engine)
         return all(_run_cell(plan, c, row[c.id], manifest, engine, start_s, progress, stage,
                              evals) for c in todo)  # all() stops at the first interrupted cell
@@ -211,6 +219,7 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
     job, ecfgs = plan.jobs[c.id], list(plan.evals[c.id].values())
     row.update(status="running", error=None)
     write_manifest(plan.study_dir, manifest)
+    record_cell_estimate(plan, c)
     t = time.perf_counter()
     try:
         out = pipeline.run_job(job, ecfgs, engine, start_s,
@@ -243,4 +252,5 @@ def summary(plan: StudyPlan, manifest: dict[str, Any], report: dict | None,
     return {"study": plan.spec.name, "study_dir": str(plan.study_dir),
             "manifest": str(manifest_path(plan.study_dir)), "cells": cells_out,
             "counts": counts, "complete": counts["done"] == len(cells_out),
-            "engine_start_s": manifest["engine_start_s"], "report": report, "wall_s": wall_s}
+            "engine_start_s": manifest["engine_start_s"], "report": report, "wall_s": wall_s,
+            "budget": budget.of_study(plan.study_dir, manifest)}
