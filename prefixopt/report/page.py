@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from prefixopt.evaluate import compare
-from prefixopt import analysis, runs, stats
+from prefixopt import analysis, budget, runs, stats
 
 from prefixopt.evaluate import oracle, robustness
 from prefixopt.errors import PrefixoptError
@@ -26,7 +26,7 @@ from prefixopt.report.figures import (
     fig_training,
 )
 from prefixopt.evaluate.prefixes import curse_columns, curse_summary
-from prefixopt.report import oracle_md
+from prefixopt.report import budget_md, oracle_md
 from prefixopt.report.prose import answers_md, comparison_md, run_md
 
 
@@ -46,7 +46,8 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
                             "benchmark": cfg.get("task", {}).get("benchmark", "?"),
                             "model": cfg.get("engine", {}).get("model", "?")
                             if cfg.get("engine", {}).get("kind", "vllm") == "vllm" else
-                            cfg.get("engine", {}).get("kind")}
+                            cfg.get("engine", {}).get("kind"),
+                            "budget": budget.of_run(run_dir)}
     iters = _try(runs.scan, run_dir, "iterations")
     data["curve"] = None if iters is None else analysis.training_curve(iters).collect()
     samples = _try(runs.scan, run_dir, "samples")
@@ -156,6 +157,7 @@ def build_report(run_dirs: list[Path], out: Path | None = None) -> dict[str, Any
         d_figs = run_figures(d, out, prefix=f"{d['id']}_" if multi else "")
         figs += d_figs
         sections.append(run_md(d, d_figs, out))
+        sections.append(budget_md.section(d["budget"]))
     comparison = compare_runs(data) if multi else None
     if comparison is not None and "field_mass" in comparison:
         figs.append(fig_field_mass_runs(comparison["field_mass"], out / "field_mass_runs.png"))

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from prefixopt import runs, stats
+from prefixopt import budget as cost_of, runs, stats
 from prefixopt.config import split_benchmarks
 from prefixopt.errors import PrefixoptError
+from prefixopt.report import budget_md
 from prefixopt.report import page as rp
 from prefixopt.study import figures as sf
 from prefixopt.study.manifest import read_manifest
@@ -165,7 +166,9 @@ def build_study_report(study_dir: str | Path, out: Path | None = None) -> dict[s
             runs.write_parquet(out / f"{name}.parquet", df)
     figs = sf.study_figures(tables, out, spec["name"])
 
-    runs.write_text(out / "report.md", study_md(manifest, tables, figs, out))
+    cost = cost_of.of_study(study_dir, manifest)  # every cell's run, the engine starts
+    runs.write_text(out / "report.md", study_md(manifest, tables, figs, out) + "\n"
+                    + budget_md.section(cost, "##"))
     return {"report_md": str(out / "report.md"), "figures": [str(f) for f in figs],
             "tables": {k: str(out / f"{k}.parquet") for k, v in tables.items() if len(v)},
             "numbers": {"transfer": tables["transfer"].to_dicts(),
