@@ -11,7 +11,7 @@ import typer
 
 from prefixopt.commands import common
 from prefixopt.commands import bench, data, evaluate, run, serve, study, train
-from prefixopt.commands import plan
+from prefixopt.commands import finding, plan
 
 app = typer.Typer(
     name="prefixopt",
@@ -24,7 +24,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    for module in (data, train, run, evaluate, study, bench, serve, plan):
+    for module in (data, train, run, evaluate, study, finding, bench, serve, plan):
         module.register(app)
 
 
