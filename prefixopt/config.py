@@ -62,7 +62,10 @@ class EngineConfig:
     block_size: int | None = opt(None, "vLLM prefix-cache block in tokens (default: 32 on CPU, "
                                  "vLLM's 16 on CUDA)")
     trust_remote_code: bool = opt(False, "Allow model repo code")
-    enforce_eager: bool = opt(False, "Disable CUDA graphs")
+    # None: eager on CPU (compiling costs 85-158 s at a machine's first start, ~8 s warm, and
+    # the compiled model was no faster there: docs/engine_speed.md), compiled on CUDA
+    enforce_eager: bool | None = opt(None, "Run vLLM eagerly: no torch.compile, no CUDA graphs "
+                                     "(default: eager on CPU, compiled on CUDA)")
     cpu_kvcache_gib: float = opt(2.0, "KV cache GiB on CPU machines")  # VLLM_CPU_KVCACHE_SPACE
     seed: int = 0
     # recorded once; the CLI's --engine

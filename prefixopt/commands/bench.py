@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
 
         v = SimpleNamespace(**values)
         cfg = EngineConfig(model=v.model, dtype=v.dtype, max_model_len=v.max_model_len,
-                           block_size=v.block_size, kind=v.engine, base_url=v.base_url,
+                           block_size=v.block_size, enforce_eager=v.enforce_eager,
+                           kind=v.engine, base_url=v.base_url,
                            api=v.api, api_key_env=v.api_key_env,
                            max_concurrency=v.max_concurrency)
         check_engine(cfg)  # the model and dtype, before any engine starts

@@ -111,8 +111,8 @@ EVAL_CMD = options("eval", """
     EvalConfig, TaskConfig, EngineConfig, CommandOptions)
 BENCH = options("bench", """
     model benchmark scoring prompt_format num_fewshot k b sequential_subset batched_subset dtype
-    max_model_len data_dir people seed block_size verbose json_out kind base_url api api_key_env
-    max_concurrency repeats""", BenchConfig, TaskConfig, EngineConfig, CommandOptions)
+    max_model_len data_dir people seed block_size enforce_eager verbose json_out kind base_url api
+    api_key_env max_concurrency repeats""", BenchConfig, TaskConfig, EngineConfig, CommandOptions)
 STUDY = options("study", "resume output_dir data_dir verbose json_out engine base_url "
                 "max_concurrency mde", CommandOptions, StudyConfig, TaskConfig, EngineConfig)
 MDE = options(None, "mde", CommandOptions)  # run's header check (eval and study have it too)

@@ -28,6 +28,7 @@ class ResolvedEngine:
     dtype_why: str
     block_size: int | None  # None: vLLM's own default (CUDA)
     seed: int
+    eager: bool = False  # no torch.compile / CUDA graphs (vllm_eager)
 
 
 def vllm_block_size(requested: int | None, cuda: bool) -> int | None:
@@ -40,6 +41,13 @@ def vllm_block_size(requested: int | None, cuda: bool) -> int | None:
                                  f"positive multiple of {CPU_BLOCK_SIZE} (e.g. {CPU_BLOCK_SIZE})")
         return requested
     return None if cuda else CPU_BLOCK_SIZE
+
+
+def vllm_eager(requested: bool | None, cuda: bool) -> bool:
+    """Eager unless asked otherwise on CPU, where torch.compile costs 85-158 s at a machine's
+    first engine start (~8 s with a warm compile cache) and the compiled model scored no faster
+    (docs/engine_speed.md "Compiled or eager"); compiled on CUDA, where CUDA graphs pay."""
+    return (not cuda) if requested is None else requested
 
 
 def resolve_engine(cfg: EngineConfig, *, cuda: bool | None = None,
@@ -59,4 +67,5 @@ def resolve_engine(cfg: EngineConfig, *, cuda: bool | None = None,
                                  saved=device.model_dtype(path))
     return ResolvedEngine("vllm", cfg.model, path, cuda, flags, dtype,
                           device.describe(dtype, cuda, flags),
-                          vllm_block_size(cfg.block_size, cuda), cfg.seed)
+                          vllm_block_size(cfg.block_size, cuda), cfg.seed,
+                          vllm_eager(cfg.enforce_eager, cuda))

@@ -102,7 +102,7 @@ def serve_command(cfg: EngineConfig, *, host: str = DEFAULT_HOST, port: int = DE
         argv += ["--quantization", "bitsandbytes"]
     if cfg.trust_remote_code:
         argv.append("--trust-remote-code")
-    if cfg.enforce_eager:
+    if resolved.eager:
         argv.append("--enforce-eager")
     argv += list(extra)
     env = {"VLLM_LOGGING_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}  # a live log file

@@ -69,7 +69,7 @@ def build_engine(cfg: EngineConfig, resolved: ResolvedEngine | None = None,
         "enable_prefix_caching": cfg.enable_prefix_caching,
         "seed": resolved.seed,
         "trust_remote_code": cfg.trust_remote_code,
-        "enforce_eager": cfg.enforce_eager,
+        "enforce_eager": resolved.eager,
         # letter logprobs must be the ones after allowed_token_ids masking (renormalised
         # over the letters), not the raw distribution's top-k
         "logprobs_mode": "processed_logprobs",
@@ -87,6 +87,7 @@ def build_engine(cfg: EngineConfig, resolved: ResolvedEngine | None = None,
         raise PrefixoptError(load_error(cfg, model, exc)) from exc
     where = torch.cuda.get_device_name(0) if on_cuda else "cpu"
     engine = VllmEngine(llm, model, where, vllm.__version__, torch.__version__, dtype)
+    engine.compiled = "eager" if resolved.eager else "torch.compile"
     if not on_cuda and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0":
         engine.trim_logits = patches.apply("prompt_logits_trim")
     return engine
@@ -108,6 +109,7 @@ class VllmEngine(TokenizerSide):
         self._versions = (vllm_version, torch_version)
         # cloze: LM head only on the rows that are read (vllm_cloze.trim_prompt_logits)
         self.trim_logits = False
+        self.compiled = "eager"  # or "torch.compile" (resolved.vllm_eager)
         self.last_cloze_stats: dict[str, int] = {}
 
     def info(self) -> dict[str, str]:
@@ -117,6 +119,7 @@ class VllmEngine(TokenizerSide):
             "torch": self._versions[1],
             "device": self.device,
             "dtype": self.dtype,
+            "compiled": self.compiled,
             "template_without_system": self.template_without_system(),
         }
 
