@@ -203,3 +203,24 @@ def test_one_block_size_rule_in_process_and_served(tmp_path):
         assert ("--block-size" in argv) == (want is not None)
         if want is not None:
             assert argv[argv.index("--block-size") + 1] == str(want)
+
+
+def test_eager_or_compiled_by_device_and_job_size(tmp_path):
+    # CPU: eager unless the job is big enough for a cold compile to pay back; CUDA: compiled;
+    # an explicit --enforce-eager / --no-enforce-eager always wins
+    big, small = resolved.COMPILE_MIN_EVALUATIONS, resolved.COMPILE_MIN_EVALUATIONS - 1
+    for asked, cuda, n, want in ((None, False, None, True), (None, False, small, True),
+                                 (None, False, big, False), (None, True, None, False),
+                                 (None, True, 10, False), (True, True, big, True),
+                                 (False, False, 10, False), (True, False, big, True)):
+        assert resolved.vllm_eager(asked, cuda, n) is want, (asked, cuda, n)
+    model = tmp_path / "m"
+    model.mkdir()
+    cfg = EngineConfig(model=str(model))
+    assert resolved.resolve_engine(cfg, cuda=False, flags=frozenset(), evaluations=big).eager \
+        is False
+    r = resolved.resolve_engine(cfg, cuda=False, flags=frozenset(), evaluations=small)
+    assert r.eager is True
+    assert "--enforce-eager" in serve.serve_command(cfg, resolved=r).argv
+    r = resolved.resolve_engine(cfg, cuda=False, flags=frozenset(), evaluations=big)
+    assert "--enforce-eager" not in serve.serve_command(cfg, resolved=r).argv

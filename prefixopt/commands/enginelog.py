@@ -102,11 +102,13 @@ def _header(command: str, cfg: EngineConfig, run_dir: Path | None,
 @contextlib.contextmanager
 def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
                    verbose: bool = False, model_path: str = "", notes: Sequence[str] = (),
+                   evaluations: int | None = None,
                    **engine_args: Any) -> Iterator[tuple[Any, float]]:
     """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s).
-    model_path: what build.check_engine located (the engine is resolved once, from it)."""
+    model_path: what build.check_engine located (the engine is resolved once, from it);
+    evaluations: the job's question evaluations left (eager or compiled: resolved.vllm_eager)."""
 
-    resolved = build.resolve(cfg, model_path) if cfg.kind == "vllm" else None
+    resolved = build.resolve(cfg, model_path, evaluations) if cfg.kind == "vllm" else None
     header(command, cfg, run_dir, resolved, notes)
     if cfg.kind == "synthetic":  # nothing to silence
         yield build.make_engine(cfg, run_dir=run_dir, **engine_args)

@@ -43,6 +43,11 @@ def header_estimate(kind: str, train_evaluations: int | None, evals: dict[str, i
     return est, estimate_lines(est, warnings)
 
 
+def evaluations(est: dict[str, Any]) -> int:
+    """The job's question evaluations left (training + evals) in an estimate."""
+    return (est["train_evaluations"] or 0) + est["eval_evaluations"]
+
+
 def record(run_dir: str | Path | None, est: dict[str, Any]) -> None:
     """The first estimates into budget.json (kept there when the run is resumed)."""
     if run_dir is None:

@@ -154,7 +154,8 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
     estimate.record(run, est)  # before the engine (an eval without a run: once it has one)
     results, formats = [], []
     with engine_session("eval", cfg.engine, run, values["verbose"],
-                        model_path, notes=notes) as (eng, start_s):
+                        model_path, notes=notes,
+                        evaluations=estimate.evaluations(est)) as (eng, start_s):
         for variants in prepared:
             if len(variants) == 1:
                 results.append(ev.score_prefixes(*variants[0][:2], run, eng,

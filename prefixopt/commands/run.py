@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         ecfgs = pipeline.eval_configs_for(job, **eval_options(values))
         inputs = [pipeline.check_eval_for(job, ecfg) for ecfg in ecfgs]
         quiet = values["json_out"]
-        notes = header_notes(job, ecfgs, inputs, values["mde"])
+        est, notes = header_notes(job, ecfgs, inputs, values["mde"])
 
         def stage(name: str) -> None:
             if not quiet and name != "train":
@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
             first = "eval" if pipeline.train_done(job) else "train"  # what starts the engine
             with engine_session("run", job.cfg.engine, job.run_dir,
                                 values["verbose"], model_path=job.model_path, notes=notes,
+                                evaluations=estimate.evaluations(est),
                                 people=job.people, seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:
                 budget.record_start(job.run_dir, first, s)
@@ -62,9 +63,9 @@ def register(app: typer.Typer) -> None:
         err_console.print(estimate.spent_line(out["budget"]), highlight=False)
 
 
-def header_notes(job, ecfgs, inputs, mde: float | None) -> list[str]:
+def header_notes(job, ecfgs, inputs, mde: float | None) -> tuple[dict, list[str]]:
     """The estimate of what is left of the run (training, then the evals not yet written),
-    recorded in budget.json before the engine starts; the header's lines."""
+    recorded in budget.json before the engine starts, and the header's lines."""
     whole, left = budget.train_evaluations(job.cfg, job.run_dir, job.resume)
     todo = [(e, i) for e, i in zip(ecfgs, inputs, strict=True)
             if not pipeline.eval_done(job, e)]
@@ -74,4 +75,4 @@ def header_notes(job, ecfgs, inputs, mde: float | None) -> list[str]:
     est, notes = estimate.header_estimate(job.cfg.engine.kind, left, evals,
                                           [len(i.questions) for _, i in todo], mde, whole, first)
     estimate.record(job.run_dir, est)
-    return notes
+    return est, notes

@@ -54,7 +54,8 @@ def study(ctx: typer.Context, **values: Any) -> None:
     est = st.study_estimate(plan)  # the manifest records it before any cell starts
     estimate.print_lines(estimate.estimate_lines(est, planning.job_warnings(
         est["min_train_budget"], est["min_eval_questions"], v.mde)))
-    session = None if cfg.engine == "synthetic" else _vllm_session(verbose)
+    session = (None if cfg.engine == "synthetic"
+               else _vllm_session(verbose, estimate.evaluations(est)))
     with _progress(plan, json_out) as (progress, stage):
         out = st.run_study(plan, session=session, progress=progress, stage=stage)
     if json_out:
@@ -80,9 +81,12 @@ def _print(out: dict[str, Any], spec: Path) -> None:
     err_console.print(estimate.spent_line(out["budget"]), highlight=False)
 
 
-def _vllm_session(verbose: bool):
+def _vllm_session(verbose: bool, evaluations: int):
+    """Each model's one engine; eager or compiled by the study's question evaluations left
+    (all models together, at least each model's share: a study of several models may compile
+    one that has less to do)."""
     def session(plan, ecfg) -> contextlib.AbstractContextManager:
-        return engine_session("study", ecfg, plan.study_dir, verbose)
+        return engine_session("study", ecfg, plan.study_dir, verbose, evaluations=evaluations)
 
     return session
 

@@ -137,6 +137,7 @@ def register(app: typer.Typer) -> None:
         estimate.record(job.run_dir, est)  # before the engine: a resumed run keeps the first
         with engine_session("train", job.cfg.engine, job.run_dir,
                             values["verbose"], model_path=job.model_path, notes=notes,
+                            evaluations=estimate.evaluations(est),
                             people=job.people, seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
             budget.record_start(job.run_dir, "train", s)

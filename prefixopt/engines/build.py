@@ -55,11 +55,13 @@ def check_engine(cfg: EngineConfig) -> str:
     return model_path
 
 
-def resolve(cfg: EngineConfig, model_path: str | None = None) -> ResolvedEngine:
-    """The job's one ResolvedEngine (model path, device, dtype and why, block size, seed);
-    model_path: what check_engine returned (the model is then not located again). Imports
-    torch for --engine vllm (the device)."""
-    return resolve_engine(cfg, model_path=model_path or None)
+def resolve(cfg: EngineConfig, model_path: str | None = None,
+            evaluations: int | None = None) -> ResolvedEngine:
+    """The job's one ResolvedEngine (model path, device, dtype and why, block size, seed,
+    eager or compiled for a job of `evaluations` question evaluations); model_path: what
+    check_engine returned (the model is then not located again). Imports torch for --engine
+    vllm (the device)."""
+    return resolve_engine(cfg, model_path=model_path or None, evaluations=evaluations)
 
 
 def make_engine(cfg: EngineConfig, *, people=None, seed: int = 0,

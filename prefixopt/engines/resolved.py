@@ -43,19 +43,30 @@ def vllm_block_size(requested: int | None, cuda: bool) -> int | None:
     return None if cuda else CPU_BLOCK_SIZE
 
 
-def vllm_eager(requested: bool | None, cuda: bool) -> bool:
-    """Eager unless asked otherwise on CPU, where torch.compile costs 85-158 s at a machine's
-    first engine start (~8 s with a warm compile cache) and the compiled model scored no faster
-    (docs/engine_speed.md "Compiled or eager"); compiled on CUDA, where CUDA graphs pay."""
-    return (not cuda) if requested is None else requested
+# On CPU a compiled model scored ~5% faster per iteration than an eager one (AVX2 Zen 2), but
+# compiling costs 85-158 s at a machine's first engine start (~8 s with a warm compile cache):
+# about 10,000 question evaluations before a cold compile pays back (docs/engine_speed.md
+# "Compiled or eager"). Jobs at least twice that size compile.
+COMPILE_MIN_EVALUATIONS = 20_000
+
+
+def vllm_eager(requested: bool | None, cuda: bool, evaluations: int | None = None) -> bool:
+    """Whether vLLM runs eagerly: as asked, else compiled on CUDA (CUDA graphs pay), and on CPU
+    eager unless the job has at least COMPILE_MIN_EVALUATIONS question evaluations left
+    (evaluations: the job's, None when unknown -> eager)."""
+    if requested is not None:
+        return requested
+    return not cuda and (evaluations is None or evaluations < COMPILE_MIN_EVALUATIONS)
 
 
 def resolve_engine(cfg: EngineConfig, *, cuda: bool | None = None,
                    flags: frozenset[str] | None = None,
-                   model_path: str | None = None) -> ResolvedEngine:
+                   model_path: str | None = None,
+                   evaluations: int | None = None) -> ResolvedEngine:
     """Resolve cfg once. vllm: locate the model first (one line for a missing one, before torch
     is imported), then the device (cuda/flags: None means this machine's) and the dtype.
-    model_path: an already located model (skips locate)."""
+    model_path: an already located model (skips locate); evaluations: the job's question
+    evaluations (compile or not, vllm_eager)."""
     if cfg.kind != "vllm":
         dtype = "server's" if cfg.kind == "openai" else "none"
         return ResolvedEngine(cfg.kind, cfg.model, "", False, frozenset(), dtype, "",
@@ -68,4 +79,4 @@ def resolve_engine(cfg: EngineConfig, *, cuda: bool | None = None,
     return ResolvedEngine("vllm", cfg.model, path, cuda, flags, dtype,
                           device.describe(dtype, cuda, flags),
                           vllm_block_size(cfg.block_size, cuda), cfg.seed,
-                          vllm_eager(cfg.enforce_eager, cuda))
+                          vllm_eager(cfg.enforce_eager, cuda, evaluations))
