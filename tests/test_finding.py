@@ -231,7 +231,12 @@ def test_refuses_to_overwrite_and_bad_study_dir(planted, tmp_path, capsys):
     again = _finding(study, out, "--overwrite")
     assert again["eval"] == s["eval"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp left behind
-    for bad in (tmp_path / "nope", tmp_path):
+    half = tmp_path / "half"  # a study whose second cell is still running
+    half.mkdir()
+    manifest = read_manifest(study)
+    manifest["cells"][1]["status"] = "running"
+    (half / "manifest.json").write_text(json.dumps(manifest))
+    for bad in (tmp_path / "nope", tmp_path, half):
         with pytest.raises(SystemExit) as exc:
             cli.main(["finding", str(bad), "--out", str(tmp_path / "f")])
         err = capsys.readouterr().err

@@ -209,6 +209,9 @@ def collect(study_dir: str | Path, name: str, out: str | Path) -> dict[str, Any]
     for r, lab in zip(runs_out, labels, strict=True):
         r["label"] = lab
     tables = eval_tables(study_dir, cells)
+    if any(not (summary["prefix_kind"] == "learned").any() for _, summary in tables):
+        raise PrefixoptError(f"study {study_dir}: a cell's eval has no learned people ([eval] "
+                             "top_k = 0); a finding compares learned people with no prefix")
     ev = finding_eval(tables, labels)
     each = {lab: per_run(*t) for lab, t in zip(labels, tables, strict=True)}
     first = each[labels[0]]

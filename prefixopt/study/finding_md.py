@@ -19,7 +19,8 @@ from prefixopt.report.oracle_md import oracle_null_text, router_text
 from prefixopt.report.prose import pts
 
 ZHENG = ('Zheng et al. 2024 ("Is \'A Helpful Assistant\' the Best Role for Large Language '
-         'Models?", Findings of EMNLP 2024)')
+         'Models? A Systematic Evaluation of Social Roles in System Prompts", Findings of EMNLP '
+         '2024)')
 RULES = (
     "- learned people: a learner's people **helped** (or **hurt**) when at least one of them "
     "differs from no prefix after Holm over the finding's family (p_holm < 0.05), positive (or "
@@ -121,8 +122,8 @@ def learned_sentence(ev: dict[str, Any], label: str, primary: bool) -> tuple[str
         return (f"Of the {len(rows)} people {who} learned, {len(sig)} differ from no prefix "
                 f"after Holm; the largest: accuracy {'helped' if sign > 0 else 'hurt'} by "
                 f"{p['label']}, {pts(p['diff_vs_no_prefix'])} points (95% CI "
-                f"{_ci(p['ci95'])}, Holm p = {p['p_holm']:.2g}); the {len(rows)} together "
-                f"{pts(group['diff'])} {_ci([group['low'], group['high']])}.", sign)
+                f"{_ci(p['ci95'])}, Holm p = {p['p_holm']:.2g}); the {len(rows)} together: "
+                f"{pts(group['diff'])} points {_ci([group['low'], group['high']])}.", sign)
     best = min((p["p_holm"] for p in rows), default=None)
     return (f"There is no evidence that the {len(rows)} people {who} learned change accuracy: "
             f"together {pts(group['diff'])} points vs no prefix (95% CI "
