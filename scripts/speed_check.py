@@ -8,7 +8,7 @@ ways: prefixopt (engine.run), notrim (engine.run, LM head on every row), raw_plp
 llm.generate, prompt_logprobs=0, cache not read: the harness's way), raw (the same without
 prompt log-probs: the arithmetic floor),
 hf16 (transformers, padded batches of 16, longest first, the faster of float32/bfloat16 is
---hf-dtype), hf1 (transformers one prompt at a time). Engine options: --eager,
+--hf-dtype), hf1 (transformers one prompt at a time). Engine options: --eager / --compiled,
 --max-num-batched-tokens. Prints one line per way: seconds, computed prompt tokens, tokens/s.
 """
 
@@ -58,7 +58,9 @@ def main() -> None:
     ap.add_argument("--ways", default="prefixopt,raw_plp,raw,hf16",
                     help="comma list; repeats allowed")
     ap.add_argument("--hf-dtype", default="float32")
-    ap.add_argument("--eager", action="store_true")
+    ap.add_argument("--eager", action="store_true", default=None,
+                    help="eager (the CPU default for small jobs: resolved.vllm_eager)")
+    ap.add_argument("--compiled", dest="eager", action="store_false", help="torch.compile")
     ap.add_argument("--max-num-batched-tokens", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")

@@ -11,13 +11,9 @@ from typing import Any
 
 import polars as pl
 
+from prefixopt import budget as accounting
 from prefixopt import runs
 from prefixopt.errors import PrefixoptError
-
-try:  # budget accounting (issue 18 item 2); a study made before it has no budget records
-    from prefixopt import budget as accounting
-except ImportError:  # pragma: no cover - an older checkout without prefixopt/budget.py
-    accounting = None
 
 KEYS = ("estimated_s", "spent_s", "question_evaluations", "prompt_tokens", "computed_tokens",
         "cached_tokens")
@@ -26,7 +22,7 @@ KEYS = ("estimated_s", "spent_s", "question_evaluations", "prompt_tokens", "comp
 def of_study(study_dir: Path, manifest: dict[str, Any],
              tables: list[tuple[pl.DataFrame, ...]]) -> dict[str, Any]:
     """{the six keys, "train": {...}, "eval": {...}, "derived": bool}."""
-    if accounting is not None and "budget" in manifest:
+    if "budget" in manifest:  # recorded (budget accounting); a study made before it: derived
         got = accounting.of_study(study_dir, manifest)
         return {**{k: got[k] for k in KEYS}, "train": {k: got["train"][k] for k in KEYS},
                 "eval": {k: got["eval"][k] for k in KEYS}, "derived": False}
