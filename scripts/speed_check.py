@@ -4,6 +4,7 @@ transformers (batched, padded batches of 16), in ONE process, on the same prompt
     .venv/bin/python scripts/speed_check.py --benchmark hellaswag --split validation -n 200 \
         --mode cloze --prompt-format harness --ways prefixopt,raw_plp,raw,hf16 [--json]
 
+--json carries prefixopt's cloze picks; --picks-against OLD.json counts how many agree.
 ways: prefixopt (engine.run), notrim (engine.run, LM head on every row), raw_plp (one
 llm.generate, prompt_logprobs=0, cache not read: the harness's way), raw (the same without
 prompt log-probs: the arithmetic floor),
@@ -64,6 +65,8 @@ def main() -> None:
     ap.add_argument("--max-num-batched-tokens", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--picks-against", default=None,
+                    help="a previous --json output: say how many cloze picks agree with its")
     args = ap.parse_args()
 
     from prefixopt.ask import prompts
@@ -122,6 +125,7 @@ def main() -> None:
                 if args.mode == "cloze":
                     res[way]["rerun"] = engine.last_cloze_stats.get("rerun")
                     res[way]["lls"] = [list(r.logprobs) for r in out]
+                    res[way]["picks"] = [int(np.argmax(r.logprobs)) for r in out]
                     print(f"   re-run prompts {res[way]['rerun']}", flush=True)
                     if "prefixopt" in res and "notrim" in res:
                         d = max(abs(a - b) for x, y in zip(res["prefixopt"]["lls"],
@@ -153,6 +157,12 @@ def main() -> None:
         print(f"prefixopt / hf16 = {res['ratio_prefixopt_vs_hf16']:.3f}")
     print(f"engine_start_s {res['engine_start_s']:.1f}  prompts {res['prompts']}  "
           f"prompt tokens {res['prompt_tokens']}  dtype {res['dtype']}")
+    if args.picks_against and "prefixopt" in res and "picks" in res["prefixopt"]:
+        with open(args.picks_against) as f:
+            before = json.loads(f.read().splitlines()[-1])["prefixopt"]["picks"]
+        same = sum(a == b for a, b in zip(before, res["prefixopt"]["picks"], strict=True))
+        res["picks_agree_with_before"] = same / len(before)
+        print(f"picks agree with {args.picks_against}: {same} of {len(before)}")
     if args.json:
         for way in ("prefixopt", "notrim"):
             if way in res:
