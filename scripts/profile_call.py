@@ -53,6 +53,9 @@ def main() -> None:
     ap.add_argument("-b", type=int, default=8)
     ap.add_argument("--no-cache", action="store_true", help="every request skips the cache")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--max-num-batched-tokens", type=int, default=None,
+                    help="vLLM's tokens per step (its CPU default: 4096)")
+    ap.add_argument("--no-profile", action="store_true", help="time the call only")
     args = ap.parse_args()
 
     mode, pool, questions, fewshot, heads, _ = bench_inputs(
@@ -60,7 +63,9 @@ def main() -> None:
     if args.k == 1:
         heads = [(NO_PERSON, None)]
     t = time.perf_counter()
-    engine = build_engine(EngineConfig())
+    extra = ({"max_num_batched_tokens": args.max_num_batched_tokens}
+             if args.max_num_batched_tokens else {})
+    engine = build_engine(EngineConfig(), **extra)
     print(f"engine start {time.perf_counter() - t:.1f} s")
 
     def render():
@@ -78,6 +83,13 @@ def main() -> None:
     t = time.perf_counter()
     engine.run(reqs, mode, max_tokens=1, prefix_cache=not args.no_cache)
     warm_s = time.perf_counter() - t
+    if args.no_profile:
+        reqs = render()
+        t = time.perf_counter()
+        out = engine.run(reqs, mode, max_tokens=1, prefix_cache=not args.no_cache)
+        print(f"warm call {warm_s:.2f} s; timed call {time.perf_counter() - t:.2f} s, "
+              f"{sum(r.prompt_tokens - r.cached_tokens for r in out)} computed tokens")
+        return
     t = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t_render = time.perf_counter()
