@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import WrappedEngine
+from conftest import WrappedEngine, run_main
 from typer.testing import CliRunner
 
 from prefixopt import cli, runs, stats
+from prefixopt.commands import study as study_cmd
 
 from prefixopt.study import grid
 from prefixopt.study.manifest import read_manifest
@@ -285,3 +286,22 @@ def test_ctrl_c_stops_after_the_iteration_and_resume_finishes(tmp_path, monkeypa
     assert len(list((first / "iterations").glob("*.parquet"))) == 1  # its iteration was kept
     monkeypatch.setattr(grid, "build_engine", real)
     assert _study(str(spec), "--resume")["complete"]
+
+
+def test_a_study_logged_to_a_file_prints_timestamped_progress_lines(tmp_path, monkeypatch,
+                                                                       capsys):
+    # stderr a file, not a terminal (a study run in the background): plain lines, one per
+    # stage and at most one per LOG_EVERY_S while training, with the time left
+    monkeypatch.setattr(study_cmd, "LOG_EVERY_S", 0.0)  # every iteration
+    spec = _spec(tmp_path, "logged", budgets="[64]")
+    res = run_main(capsys, "study", str(spec))
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("[")]
+    cells = read_manifest(tmp_path / "studies" / "logged")["cells"]
+    train = [ln for ln in lines if " train: iteration " in ln]
+    assert len(train) == sum(c["iterations"] for c in cells)  # LOG_EVERY_S 0: every iteration
+    assert all(f"study {i + 1}/{len(train)} iterations" in ln for i, ln in enumerate(train))
+    assert "h of training left" in train[1] and "h of training left" not in train[0]
+    for c in cells:  # each cell's stages named, with a timestamp
+        assert any(ln.endswith(f"{c['id']} train") for ln in lines)
+    assert "━" not in res.stderr  # no bar drawn into the file

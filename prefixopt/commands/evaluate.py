@@ -173,7 +173,7 @@ def eval_(ctx: typer.Context, **values: Any) -> None:
     for result in results:
         result.timings["dtype"] = eng.info().get("dtype")
         print_eval(result)
-    err_console.print(estimate.spent_line(spent), highlight=False)
+    err_console.print(estimate.spent_line(spent), highlight=False, soft_wrap=True)
     for table in formats:
         print_formats(table)
     pooled = export.pooled(results) if len(prepared) > 1 and not formats else []

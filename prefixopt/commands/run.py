@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
             out_console.print(f"report: {out['report']['report_md']}", highlight=False)
         err_console.print(f"engine start {out['engine_start_s']:.0f} s (once for train, eval and "
                           f"report); files: {job.run_dir}/", highlight=False)
-        err_console.print(estimate.spent_line(out["budget"]), highlight=False)
+        err_console.print(estimate.spent_line(out["budget"]), highlight=False, soft_wrap=True)
 
 
 def header_notes(job, ecfgs, inputs, mde: float | None) -> tuple[dict, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -78,7 +79,7 @@ def _print(out: dict[str, Any], spec: Path) -> None:
     err_console.print(f"{out['wall_s']:.1f} s; engine start per model: "
                       + ", ".join(f"{m} {s:.1f} s" for m, s in out["engine_start_s"].items()),
                       highlight=False)
-    err_console.print(estimate.spent_line(out["budget"]), highlight=False)
+    err_console.print(estimate.spent_line(out["budget"]), highlight=False, soft_wrap=True)
 
 
 def _vllm_session(verbose: bool, evaluations: int):
@@ -104,6 +105,9 @@ def _progress(plan, quiet: bool):
     for c in plan.cells:
         done_before[c.id] = total
         total += c.cfg.iterations
+    if not err_console.is_terminal:  # a log file (a study run in the background for hours)
+        yield _log_lines(plan, done_before, total)
+        return
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=err_console, transient=False) as bar:
         task = bar.add_task("study", total=total)
@@ -119,6 +123,39 @@ def _progress(plan, quiet: bool):
 
         yield progress, stage
         bar.update(task, completed=total, description="study report")
+
+
+LOG_EVERY_S = 60.0  # a study's progress line in a log file, at most this often
+
+
+def _log_lines(plan, done_before: dict[str, int], total: int) -> tuple:
+    """(progress, stage) that print one plain, timestamped line per stage and at most one per
+    LOG_EVERY_S while training, with the training time left at this session's pace: a live bar
+    in a log file would be one line written at exit (or thousands of redraws)."""
+    first: list[tuple[float, int]] = []  # (time, iterations done) at the first report
+    last = [-LOG_EVERY_S]
+
+    def say(text: str) -> None:
+        err_console.print(f"[{time.strftime('%H:%M:%S')}] {text}", highlight=False,
+                          soft_wrap=True)
+
+    def progress(cell: str, stats: dict[str, Any]) -> None:
+        now, done = time.monotonic(), done_before[cell] + stats["iteration"] + 1
+        first[:] = first or [(now, done)]
+        if now - last[0] < LOG_EVERY_S:
+            return
+        last[0] = now
+        (t0, d0), left = first[0], total - done
+        eta = (f", ~{left * (now - t0) / (done - d0) / 3600:.1f} h of training left at this "
+               "session's pace" if done > d0 else "")
+        say(f"{cell} train: iteration {stats['iteration'] + 1}, "
+            f"{stats.get('evaluations', 0):,} question evaluations; study {done}/{total} "
+            f"iterations{eta}")
+
+    def stage(cell: str, name: str) -> None:
+        say(f"{cell} {name}")
+
+    return progress, stage
 
 
 def register(app: typer.Typer) -> None:

@@ -148,7 +148,8 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
         else:
             print_train(summary)
-            err_console.print(estimate.spent_line(summary["budget"]), highlight=False)
+            err_console.print(estimate.spent_line(summary["budget"]), highlight=False,
+                              soft_wrap=True)
             err_console.print(f"files: {job.run_dir}/ (config.json, iterations/, samples/, "
                               "answers/, checkpoints/, engine.log)", highlight=False)
 
