@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from prefixopt import runs
 from prefixopt.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -108,3 +110,20 @@ def vllm_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+TIMING = ["generate_s", "wall_s", "host_s"]  # columns that differ between identical runs
+
+
+def study_tables(study_dir: Path) -> dict[str, pl.DataFrame]:
+    """Every run's tables of a study (timing columns dropped), its evals, and the study
+    report's: what two studies that must be equal are compared by."""
+    out = {}
+    for run in sorted((study_dir / "runs").iterdir()):
+        for t in runs.PART_TABLES:
+            out[f"{run.name}/{t}"] = runs.scan(run, t).collect().drop(TIMING, strict=False)
+        for f in sorted((run / "eval").glob("*.parquet")):
+            out[f"{run.name}/eval/{f.stem}"] = pl.read_parquet(f)
+    for f in sorted((study_dir / "report").glob("*.parquet")):
+        out[f"report/{f.stem}"] = pl.read_parquet(f)
+    return out

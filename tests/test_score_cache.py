@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import WrappedEngine
+from conftest import WrappedEngine, study_tables
 from typer.testing import CliRunner
 
-from prefixopt import runs
 from prefixopt.cli import app
 from prefixopt.engines import Engine, score_cache
 from prefixopt.engines.score_cache import ScoreCache, engine_identity, request_key
@@ -186,7 +185,6 @@ enabled = false
 planted_field = ["Science"]
 delta = 0.3
 """
-TIMING = ["generate_s", "wall_s", "host_s"]
 BUILD_ENGINE = grid.build_engine
 
 
@@ -223,18 +221,6 @@ def _eval_rows(study_dir: Path, cell: int) -> pl.DataFrame:
                                 if not p.stem.endswith("_summary")))
 
 
-def _tables(study_dir: Path) -> dict[str, pl.DataFrame]:
-    out = {}
-    for run in sorted((study_dir / "runs").iterdir()):
-        for t in runs.PART_TABLES:
-            out[f"{run.name}/{t}"] = runs.scan(run, t).collect().drop(TIMING, strict=False)
-        for f in sorted((run / "eval").glob("*.parquet")):
-            out[f"{run.name}/eval/{f.stem}"] = pl.read_parquet(f)
-    for f in sorted((study_dir / "report").glob("*.parquet")):
-        out[f"report/{f.stem}"] = pl.read_parquet(f)
-    return out
-
-
 def _people(rows: pl.DataFrame, *kinds: str) -> set[int]:
     return set(rows.filter(pl.col("prefix_kind").is_in(list(kinds)))["person_id"].to_list())
 
@@ -257,7 +243,7 @@ def test_second_cell_sends_only_its_new_learned_people_and_tables_equal_uncached
     monkeypatch.setattr(ScoreCache, "run", counted)
     cached, study_dir = _run_study(tmp_path, "cached")
     assert cached.exit_code == 0, cached.output
-    a, b = _tables(plain_dir), _tables(study_dir)
+    a, b = study_tables(plain_dir), study_tables(study_dir)
     assert a.keys() == b.keys() and "report/transfer" in a
     for name in a:
         assert a[name].equals(b[name]), name

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import WrappedEngine, run_main
+from conftest import WrappedEngine, run_main, study_tables
 from typer.testing import CliRunner
 
 from prefixopt import cli, runs, stats
@@ -22,7 +22,6 @@ from prefixopt.study import grid
 from prefixopt.study.manifest import read_manifest
 from prefixopt.cli import app
 
-TIMING = ["generate_s", "wall_s", "host_s"]
 SPEC = """
 name = "{name}"
 engine = "synthetic"
@@ -79,19 +78,6 @@ def _fails(capsys, *args: str) -> str:
     return err
 
 
-def _tables(study_dir: Path) -> dict[str, pl.DataFrame]:
-    """Every run's tables (timing columns dropped), its evals, and the study report's."""
-    out = {}
-    for run in sorted((study_dir / "runs").iterdir()):
-        for t in runs.PART_TABLES:
-            out[f"{run.name}/{t}"] = runs.scan(run, t).collect().drop(TIMING, strict=False)
-        for f in sorted((run / "eval").glob("*.parquet")):
-            out[f"{run.name}/eval/{f.stem}"] = pl.read_parquet(f)
-    for f in sorted((study_dir / "report").glob("*.parquet")):
-        out[f"report/{f.stem}"] = pl.read_parquet(f)
-    return out
-
-
 def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, monkeypatch,
                                                                    capsys):
     whole = _study(str(_spec(tmp_path, "whole")))
@@ -127,7 +113,8 @@ def test_study_killed_in_its_third_cell_resumes_to_the_same_tables(tmp_path, mon
     spec = _spec(tmp_path, "half")
     resumed = _study(str(spec), "--resume")
     assert resumed["complete"]
-    a, b = _tables(tmp_path / "studies" / "whole"), _tables(tmp_path / "studies" / "half")
+    a = study_tables(tmp_path / "studies" / "whole")
+    b = study_tables(tmp_path / "studies" / "half")
     assert a.keys() == b.keys() and "report/transfer" in a
     for name in a:
         assert a[name].equals(b[name]), name
