@@ -48,6 +48,10 @@ class _Tokenizer:
 
 class _Side(TokenizerSide):
     api = "completions"
+    deterministic = True
+
+    def fingerprint(self):
+        return {}
 
     def __init__(self, tokenizer):
         self._init_tokens(tokenizer)
@@ -67,8 +71,11 @@ def test_every_engine_declares_api_and_persona_placement(people_csv):
         assert isinstance(engine, Engine)
         assert engine.api == api
         assert engine.persona_placement == "system" == persona_placement(engine)
+        assert engine.deterministic is (api == "completions")  # a chat API is not reproducible
+    assert "planted" not in synthetic.info() and set(synthetic.fingerprint()) == {
+        "accuracy", "person_ids", "by_benchmark"}
     # the in-process engine: declared on the class, probed once per engine (TokenizerSide)
-    assert VllmEngine.api == "completions"
+    assert VllmEngine.api == "completions" and VllmEngine.deterministic is True
     assert isinstance(inspect.getattr_static(VllmEngine, "persona_placement"), cached_property)
 
 

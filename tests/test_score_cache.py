@@ -36,6 +36,13 @@ class FakeEngine:
     def __init__(self, model: str = "m", dtype: str = "float32", api: str = "completions"):
         self.model, self.dtype, self.api, self.calls = model, dtype, api, []
 
+    @property
+    def deterministic(self):  # as OpenAIEngine: a chat API is not
+        return self.api == "completions"
+
+    def fingerprint(self):
+        return {}
+
     def render_chat(self, system, user):
         return user if system is None else f"{system}\n\n{user}"
 

@@ -2,14 +2,14 @@
 and `vllm_boot` are its parts, `patches` every patch on vLLM/torch), `openai_engine` (an
 OpenAI-compatible server; `serve`/`vllm_server` start one), `synthetic` (planted accuracies).
 `build` is the one place that picks one. `Engine` is what train, eval and study need, its
-capabilities (`api`, `persona_placement`) declared by each engine; `CacheEngine` is what bench
-needs on top (the prefix cache and the exact tokens).
+capabilities (`api`, `persona_placement`, `deterministic`, `fingerprint`) declared by each
+engine; `CacheEngine` is what bench needs on top (the prefix cache and the exact tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from prefixopt.config import SCORINGS
 from prefixopt.errors import PrefixoptError
@@ -48,10 +48,18 @@ class Engine(Protocol):
     """What train, eval and study need from an engine. Capabilities: `api` is "completions"
     (prompts as text/token ids, log-probs of any token: letter, cloze, margin) or "chat"
     (messages; only the top log-probs of generated tokens); `persona_placement` is "system"
-    or "user" (the template has no system role: the persona opens the user turn)."""
+    or "user" (the template has no system role: the persona opens the user turn);
+    `deterministic`: the same request always gets the same Response (greedy, temperature 0),
+    so a score cache may serve it again; `fingerprint()`: what decides its answers beyond
+    info() (a synthetic engine's planted tables; {} for a model)."""
 
     api: str
     persona_placement: str
+    deterministic: bool
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the engine's answers that info() does not list (score-cache keys)."""
+        ...
 
     def render_chat(self, system: str | None, user: str) -> str:
         """The model's chat template applied to [system?, user] + the generation prompt."""

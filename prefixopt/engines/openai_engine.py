@@ -124,6 +124,15 @@ class OpenAIEngine(TokenizerSide):
         return {"api": "chat", "letter": f"top_logprobs ({TOP_LOGPROBS}; a missing letter "
                 "scores -inf)", "cloze": "refused (no prompt log-probs)", "generate": "yes"}
 
+    @property
+    def deterministic(self) -> bool:
+        """A completions endpoint (a vLLM server) is greedy and reproducible; a chat API (hosted
+        models) is not, even at temperature 0."""
+        return self.api == "completions"
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {}  # the server, model and api are in info()
+
     def info(self) -> dict[str, str]:
         out = {"engine": "openai", "base_url": self.http.base_url, "model": self.model,
                "server": self.server, "device": "remote", "dtype": "server's",

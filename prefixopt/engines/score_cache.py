@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from prefixopt import runs
 from prefixopt.engines import run_modes
-from prefixopt.engines.synthetic import SyntheticEngine
 from prefixopt.records import Request, Response
 
 FORMAT = "prefixopt-score-cache"
@@ -44,16 +43,12 @@ def _plain(obj: Any) -> Any:
 
 def engine_identity(engine: Any, extra: Mapping[str, Any] | None = None) -> str:
     """What the inner engine is, as one digest: its class, `info()` (model, dtype, device,
-    library versions, template), `extra` (the caller's EngineConfig and scenario) and, for the
-    synthetic engine, its planted accuracy tables (which info() does not list)."""
-    ident: dict[str, Any] = {"class": f"{type(engine).__module__}.{type(engine).__qualname__}",
-                             "api": engine.api, "persona_placement": engine.persona_placement,
-                             "info": engine.info(), "extra": dict(extra or {})}
-    if isinstance(engine, SyntheticEngine):
-        ident["planted"] = {"accuracy": engine.accuracy,
-                            "by_benchmark": dict(sorted(engine._benchmark_logit.items())),
-                            "person_ids": engine._sorted_ids}
-    return _digest(ident)
+    library versions, template), `extra` (the caller's EngineConfig and scenario) and its
+    `fingerprint()` (a synthetic engine's planted tables, which info() does not list)."""
+    return _digest({"class": f"{type(engine).__module__}.{type(engine).__qualname__}",
+                    "api": engine.api, "persona_placement": engine.persona_placement,
+                    "info": engine.info(), "extra": dict(extra or {}),
+                    "planted": engine.fingerprint()})
 
 
 def request_key(identity: str, request: Request, mode: str, max_tokens: int,
@@ -64,14 +59,6 @@ def request_key(identity: str, request: Request, mode: str, max_tokens: int,
     return _digest({"v": VERSION, "engine": identity, "mode": mode,
                     "max_tokens": int(max_tokens), "stop": list(stop),
                     "request": dataclasses.asdict(request)})
-
-
-def is_deterministic(engine: Any) -> bool:
-    """An engine's own `deterministic` when it declares one; else completions APIs (in-process
-    vLLM, a vLLM server, the synthetic engine: all greedy, temperature 0) are, and chat APIs
-    (hosted models, not reproducible even at temperature 0) are not."""
-    declared = getattr(engine, "deterministic", None)
-    return bool(declared) if declared is not None else engine.api == "completions"
 
 
 class ScoreCache:
@@ -101,6 +88,13 @@ class ScoreCache:
     def persona_placement(self) -> str:
         return self.inner.persona_placement
 
+    @property
+    def deterministic(self) -> bool:
+        return self.inner.deterministic
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.inner.fingerprint()
+
     def render_chat(self, system: str | None, user: str) -> str:
         return self.inner.render_chat(system, user)
 
@@ -120,7 +114,7 @@ class ScoreCache:
         settings beyond max_tokens/stop (a sampling temperature, say) or on an engine that is
         not deterministic."""
         modes = run_modes(requests, mode)
-        cacheable = is_deterministic(self.inner) and not extra
+        cacheable = self.inner.deterministic and not extra
         keys: list[str | None] = [None] * len(requests)
         if cacheable:
             if self._identity is None:
@@ -170,20 +164,14 @@ def counts(engine: Any, responses: Sequence[Response]) -> dict[str, int] | None:
 
 
 def _write_shard(directory: Path, entries: Mapping[str, dict[str, Any]]) -> Path:
-    """One shard: a header line (format, version, count), then one line per entry; through a
-    temp file and os.replace, so a killed writer leaves no partial shard."""
+    """One shard: a header line (format, version, count), then one line per entry; written
+    atomically (runs.write_text), so a killed writer leaves no partial shard."""
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4().hex}.jsonl"
+    path = directory / f"{uuid.uuid4().hex}.jsonl"
     lines = [json.dumps({"format": FORMAT, "version": VERSION, "count": len(entries)})]
     lines += [json.dumps({"key": k, "response": v}, allow_nan=True) for k, v in entries.items()]
-    tmp = directory / f".{name}.{os.getpid()}.tmp"
-    try:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return directory / name
+    runs.write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 def _read_shard(path: Path) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ class SyntheticEngine:
 
     api = "completions"  # log-probs for every choice (letter, cloze, margin)
     persona_placement = "system"  # render_chat keeps the system text, as a first paragraph
+    deterministic = True  # answers drawn from a seeded generator per (person, question)
 
     def __init__(
         self,
@@ -132,6 +134,11 @@ class SyntheticEngine:
             out.append(Response(logprobs=tuple(logprobs), prompt_tokens=tokens,
                                 output_tokens=1 if m == "letter" else 0))
         return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The planted tables (info() lists only the scalar settings)."""
+        return {"accuracy": self.accuracy, "person_ids": self._sorted_ids,
+                "by_benchmark": dict(sorted(self._benchmark_logit.items()))}
 
     def info(self) -> dict[str, str]:
         return {"engine": "synthetic", "base_accuracy": str(self.base_accuracy),

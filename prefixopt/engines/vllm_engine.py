@@ -98,6 +98,10 @@ class VllmEngine(TokenizerSide):
     engines.tokens). `run` sends every prompt of a batch in ONE generate call."""
 
     api = "completions"  # token ids in, letter/prompt log-probs out
+    deterministic = True  # greedy, temperature 0, a fixed seed
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {}  # the model, dtype and versions are in info()
 
     def __init__(self, llm: Any, model: str, device: str, vllm_version: str, torch_version: str,
                  dtype: str = "auto"):
