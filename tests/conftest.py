@@ -127,3 +127,33 @@ def study_tables(study_dir: Path) -> dict[str, pl.DataFrame]:
     for f in sorted((study_dir / "report").glob("*.parquet")):
         out[f"report/{f.stem}"] = pl.read_parquet(f)
     return out
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value) + '"'
+
+
+def synthetic_study_spec(path: Path, name: str, out: Path, *, budgets: list[int],
+                         seeds: list[int], train: dict, eval: dict, grid: dict | None = None,
+                         synthetic: dict | None = None, transfer: bool | None = None) -> Path:
+    """Write a one-model, ARC-Easy study spec on the synthetic engine (the small studies the
+    plumbing tests run) to `path`: [grid] budgets/seeds (+ `grid`'s axes), [train], [eval],
+    [transfer] when given, [synthetic] when planted."""
+    sections = {"grid": {"models": ["smollm2-135m"], "benchmarks": ["arc_easy"],
+                         "budgets": budgets, "seeds": seeds, **(grid or {})},
+                "train": train, "eval": eval}
+    if transfer is not None:
+        sections["transfer"] = {"enabled": transfer}
+    if synthetic:
+        sections["synthetic"] = synthetic
+    lines = [f'name = "{name}"', 'engine = "synthetic"', f'output_dir = "{out}"']
+    for section, keys in sections.items():
+        lines += ["", f"[{section}]", *(f"{k} = {_toml(v)}" for k, v in keys.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from conftest import synthetic_study_spec
 from prefixopt import budget, plan, runs
 from prefixopt.cli import app
 from prefixopt.study.manifest import read_manifest
@@ -21,31 +22,7 @@ SIX = {"estimated_s", "spent_s", "question_evaluations", "prompt_tokens", "compu
 TRAIN = ["--engine", "synthetic", "-k", "4", "-b", "6", "--train-split", "train[:60]"]
 EVAL = ["--eval-split", "test[:40]", "--eval-top-k", "2", "--eval-num-random", "2",
         "--eval-bootstrap-samples", "200"]
-SPEC = """
-name = "{name}"
-engine = "synthetic"
-output_dir = "{out}"
 
-[grid]
-models = ["smollm2-135m"]
-benchmarks = ["arc_easy"]
-budgets = [48]
-seeds = [0, 1]
-
-[train]
-samples_per_iteration = 4
-batch_size = 6
-
-[eval]
-num_questions = 20
-top_k = 2
-num_random = 1
-bootstrap_samples = 100
-
-[synthetic]
-planted_field = ["Science"]
-delta = 0.3
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -160,8 +137,11 @@ def test_eval_json_budget(tmp_path):
 
 def test_study_json_budget_sums_the_cells(tmp_path, monkeypatch):
     _rate(monkeypatch, 20.0)
-    spec = tmp_path / "s.toml"
-    spec.write_text(SPEC.format(name="s", out=tmp_path / "studies"))
+    spec = synthetic_study_spec(
+        tmp_path / "s.toml", "s", tmp_path / "studies", budgets=[48], seeds=[0, 1],
+        train={"samples_per_iteration": 4, "batch_size": 6},
+        eval={"num_questions": 20, "top_k": 2, "num_random": 1, "bootstrap_samples": 100},
+        synthetic={"planted_field": ["Science"], "delta": 0.3})
     out, err = _cli("study", str(spec))
     b = out["budget"]
     _shape(b)

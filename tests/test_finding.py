@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from conftest import synthetic_study_spec
 from prefixopt import cli, runs, stats
 from prefixopt.cli import app
 from prefixopt.people import DEFAULT_PEOPLE_PATH
@@ -25,34 +26,7 @@ from prefixopt.study import finding, finding_budget
 from prefixopt.study.manifest import read_manifest
 from prefixopt.study.spec import load_spec, spec_dict
 
-SPEC = """
-name = "{name}"
-engine = "synthetic"
-output_dir = "{out}"
-
-[grid]
-models = ["smollm2-135m"]
-benchmarks = ["arc_easy"]
-budgets = [512]
-seeds = [0]
-learner = ["halving", "reinforce"]
-
-[train]
-samples_per_iteration = 8
-batch_size = 16
-people = "{people}"
-
-[eval]
-num_questions = 150
-top_k = 3
-num_random = 3
-bootstrap_samples = 300
-seed = 0
-
-[transfer]
-enabled = false
-{synthetic}"""
-PLANTED = '\n[synthetic]\nplanted_field = "Science"\ndelta = 0.35\nbase_accuracy = 0.45\n'
+PLANTED = {"planted_field": "Science", "delta": 0.35, "base_accuracy": 0.45}
 
 
 @pytest.fixture(autouse=True)
@@ -75,10 +49,14 @@ def people(tmp_path_factory) -> Path:
     return path
 
 
-def _study(tmp_path: Path, people: Path, name: str, synthetic: str) -> Path:
-    spec = tmp_path / f"{name}.toml"
-    spec.write_text(SPEC.format(name=name, out=tmp_path / "studies", people=people,
-                                synthetic=synthetic))
+def _study(tmp_path: Path, people: Path, name: str, synthetic: dict | None) -> Path:
+    spec = synthetic_study_spec(
+        tmp_path / f"{name}.toml", name, tmp_path / "studies", budgets=[512], seeds=[0],
+        grid={"learner": ["halving", "reinforce"]},
+        train={"samples_per_iteration": 8, "batch_size": 16, "people": str(people)},
+        eval={"num_questions": 150, "top_k": 3, "num_random": 3, "bootstrap_samples": 300,
+              "seed": 0},
+        transfer=False, synthetic=synthetic)
     result = CliRunner().invoke(app, ["study", str(spec), "--json"])
     assert result.exit_code == 0, result.output
     return tmp_path / "studies" / name
@@ -205,7 +183,7 @@ def test_planted_paragraph_names_the_effect_and_files_are_small(planted):
 
 
 def test_null_study_says_no_evidence(tmp_path, people):
-    study = _study(tmp_path, people, "null", "")
+    study = _study(tmp_path, people, "null", None)
     s = _finding(study, tmp_path / "findings")
     learned = [p for p in s["eval"]["prefixes"] if p["kind"] == "learned"]
     assert not any(p["significant"] for p in learned)  # the rule's input: nothing planted

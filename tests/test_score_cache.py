@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import WrappedEngine, study_tables
+from conftest import WrappedEngine, study_tables, synthetic_study_spec
 from typer.testing import CliRunner
 
 from prefixopt.cli import app
@@ -162,36 +162,7 @@ def test_non_deterministic_requests_are_never_cached(tmp_path):
 
 
 # --- a study ----------------------------------------------------------------------------------
-SPEC = """
-name = "{name}"
-engine = "synthetic"
-output_dir = "{out}"
 
-[grid]
-models = ["smollm2-135m"]
-benchmarks = ["arc_easy"]
-budgets = [64]
-seeds = [0, 1]
-
-[train]
-samples_per_iteration = 4
-batch_size = 8
-
-[eval]
-num_questions = 30
-top_k = 3
-num_random = 2
-bootstrap_samples = 200
-seed = 0
-{cache}
-
-[transfer]
-enabled = false
-
-[synthetic]
-planted_field = ["Science"]
-delta = 0.3
-"""
 BUILD_ENGINE = grid.build_engine
 
 
@@ -200,9 +171,13 @@ def _data(bench_dir, monkeypatch):
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
 
 
-def _run_study(tmp_path: Path, name: str, cache: str = "", resume: bool = False):
-    spec = tmp_path / f"{name}.toml"
-    spec.write_text(SPEC.format(name=name, out=tmp_path / "studies", cache=cache))
+def _run_study(tmp_path: Path, name: str, cache: bool | None = None, resume: bool = False):
+    spec = synthetic_study_spec(
+        tmp_path / f"{name}.toml", name, tmp_path / "studies", budgets=[64], seeds=[0, 1],
+        train={"samples_per_iteration": 4, "batch_size": 8},
+        eval={"num_questions": 30, "top_k": 3, "num_random": 2, "bootstrap_samples": 200,
+              "seed": 0, **({} if cache is None else {"score_cache": cache})},
+        transfer=False, synthetic={"planted_field": ["Science"], "delta": 0.3})
     args = ["study", str(spec), "--json", *(["--resume"] if resume else [])]
     result = CliRunner().invoke(app, args)
     return result, tmp_path / "studies" / name
@@ -236,7 +211,7 @@ def _people(rows: pl.DataFrame, *kinds: str) -> set[int]:
 def test_second_cell_sends_only_its_new_learned_people_and_tables_equal_uncached(
         tmp_path, monkeypatch):
     plain_calls = _counting(monkeypatch)
-    plain, plain_dir = _run_study(tmp_path, "plain", "score_cache = false")
+    plain, plain_dir = _run_study(tmp_path, "plain", cache=False)
     assert plain.exit_code == 0, plain.output
     assert not (plain_dir / "score_cache").exists()
     calls = _counting(monkeypatch)
