@@ -1,5 +1,6 @@
 """engines.score_cache: a request scored before is served from the cache, every miss goes to the
-inner engine in ONE call, in request order; keys differ when any scoring input differs; shards
+inner engine in request order, in chunks that are each a shard (a kill loses only the chunk in
+flight); keys differ when any scoring input differs; shards
 are reloaded by a new wrapper (a resumed study); non-deterministic engines and calls are never
 cached; a study's second cell sends only its new learned people's requests to the engine, and
 its tables equal an uncached study's exactly.
@@ -161,6 +162,52 @@ def test_non_deterministic_requests_are_never_cached(tmp_path):
     assert not list(tmp_path.glob("*.jsonl"))
 
 
+def _dies_after(calls_left: int) -> FakeEngine:
+    """A FakeEngine (the same engine identity) that scores `calls_left` calls, then dies in the
+    next one (a kill mid-eval)."""
+    engine, real, left = FakeEngine(), FakeEngine.run, [calls_left]
+
+    def run(requests, mode, **kw):
+        if left[0] == 0:
+            raise KeyboardInterrupt
+        left[0] -= 1
+        return real(engine, requests, mode, **kw)
+
+    engine.run = run
+    return engine
+
+
+def test_misses_go_in_chunks_each_a_shard_and_a_kill_loses_only_the_chunk_in_flight(tmp_path):
+    reqs = [_req(f"p{i}") for i in range(10)] + [_req("p3")]  # a repeat: scored once
+    whole = FakeEngine().run(reqs, "letter")
+    seen = []
+    inner = FakeEngine()
+    cache = ScoreCache(inner, tmp_path / "a", chunk=4)
+    cache.on_chunk = lambda done, total: seen.append((done, total))
+    out = cache.run(reqs, "letter")
+    assert inner.calls == [[f"p{i}" for i in range(lo, min(lo + 4, 10))] for lo in (0, 4, 8)]
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert len(list((tmp_path / "a").glob("*.jsonl"))) == 3  # one shard per chunk
+    assert [_plain(r) for r in out] == [_plain(r) for r in whole]  # chunks change nothing
+    assert cache.last == {"hits": 1, "misses": 10}
+
+    with pytest.raises(KeyboardInterrupt):  # killed in its third chunk
+        ScoreCache(_dies_after(2), tmp_path / "b", chunk=4).run(reqs, "letter")
+    assert len(list((tmp_path / "b").glob("*.jsonl"))) == 2
+    again = FakeEngine()
+    resumed = ScoreCache(again, tmp_path / "b", chunk=4).run(reqs, "letter")
+    assert again.calls == [["p8", "p9"]]  # only what the kill lost
+    assert [_plain(r) for r in resumed] == [_plain(r) for r in whole]
+    with pytest.raises(ValueError, match="chunk"):
+        ScoreCache(FakeEngine(), chunk=0)
+
+
+def test_an_uncacheable_call_goes_whole_in_one_call():
+    inner = SampledEngine()
+    ScoreCache(inner, chunk=2).run([_req(f"p{i}") for i in range(5)], "generate", max_tokens=8)
+    assert len(inner.calls) == 1 and len(inner.calls[0]) == 5
+
+
 # --- a study ----------------------------------------------------------------------------------
 
 BUILD_ENGINE = grid.build_engine
@@ -171,14 +218,15 @@ def _data(bench_dir, monkeypatch):
     monkeypatch.setenv("PREFIXOPT_DATA_DIR", str(bench_dir))
 
 
-def _run_study(tmp_path: Path, name: str, cache: bool | None = None, resume: bool = False):
+def _run_study(tmp_path: Path, name: str, cache: bool | None = None, resume: bool = False,
+               as_json: bool = True):
     spec = synthetic_study_spec(
         tmp_path / f"{name}.toml", name, tmp_path / "studies", budgets=[64], seeds=[0, 1],
         train={"samples_per_iteration": 4, "batch_size": 8},
         eval={"num_questions": 30, "top_k": 3, "num_random": 2, "bootstrap_samples": 200,
               "seed": 0, **({} if cache is None else {"score_cache": cache})},
         transfer=False, synthetic={"planted_field": ["Science"], "delta": 0.3})
-    args = ["study", str(spec), "--json", *(["--resume"] if resume else [])]
+    args = ["study", str(spec), *(["--json"] if as_json else []), *(["--resume"] if resume else [])]
     result = CliRunner().invoke(app, args)
     return result, tmp_path / "studies" / name
 
@@ -278,3 +326,36 @@ def test_a_study_killed_in_its_second_eval_resumes_from_the_shards(tmp_path, mon
     row = read_manifest(study_dir)["cells"][1]
     assert row["status"] == "done" and row["score_cache"]["hits"] > 0
     assert len(calls) == 1 and len(calls[0]) == row["score_cache"]["misses"]  # eval only
+
+
+@pytest.mark.usefixtures("_data")
+def test_a_study_killed_mid_eval_keeps_its_scored_chunks_and_says_how_far_it_got(
+        tmp_path, monkeypatch):
+    plain, plain_dir = _run_study(tmp_path, "plain", cache=False)
+    assert plain.exit_code == 0, plain.output
+    monkeypatch.setattr(score_cache, "CHUNK", 16)
+
+    def die(n, requests, mode):
+        if n == 5:  # calls 1-2 train the first cell, 3-5 are its eval's chunks: die in the third
+            raise RuntimeError("killed")
+
+    calls = _counting(monkeypatch, die)
+    killed, study_dir = _run_study(tmp_path, "chunks", as_json=False)  # the log lines, not --json
+    assert killed.exit_code != 0 and [len(c) for c in calls[2:5]] == [16, 16, 16]
+    assert "eval: 16/" in killed.stderr and "eval: 32/" in killed.stderr  # a line per chunk
+    assert "eval: 48/" not in killed.stderr
+    assert len(list((study_dir / "score_cache").glob("*.jsonl"))) == 2  # the chunks scored
+    scored, in_flight = calls[2:4], calls[4]
+    calls = _counting(monkeypatch)
+    resumed, _ = _run_study(tmp_path, "chunks", resume=True)
+    assert resumed.exit_code == 0, resumed.output
+    def keys(reqs):
+        return [request_key("", r, "cloze", 1, ()) for r in reqs]
+
+    assert keys(calls[0]) == keys(in_flight)  # the resumed eval starts with what the kill lost
+    assert not set(keys(calls[0])) & {k for c in scored for k in keys(c)}
+    assert read_manifest(study_dir)["cells"][0]["score_cache"]["hits"] >= 32
+    a, b = study_tables(plain_dir), study_tables(study_dir)  # as if never killed nor cached
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name

@@ -1,7 +1,8 @@
 """A score cache around any engine: a request whose exact scoring inputs were scored before (by
 this engine, same model, same settings) is served from the cache; every miss goes to the inner
-engine in ONE call, in request order. Shards (JSON Lines, one per call, written atomically) are
-loaded at start, so a resumed study reuses them. A study wraps its evals' engine, never training.
+engine in request order, in calls of at most CHUNK requests, each written as one shard (JSON
+Lines, atomically) as soon as it is scored: shards are loaded at start, so a killed study's eval
+resumes from its last whole chunk. A study wraps its evals' engine, never training.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from prefixopt.records import Request, Response
 
 FORMAT = "prefixopt-score-cache"
 VERSION = 1  # part of every key: a change in what a key covers bumps it
+# misses per inner call, each one shard: ~10 min of cloze scoring on a 2-core CPU (~3.3 question
+# evaluations/s, docs/engine_speed.md), what a kill can lose of an eval; vLLM batches within a
+# call by its own token budget and keeps its prefix cache across calls, so chunks cost ~nothing
+CHUNK = 2048
 # the Response fields a shard stores (from_score_cache is set when served, never stored)
 STORED = tuple(f.name for f in dataclasses.fields(Response) if f.name != "from_score_cache")
 
@@ -64,11 +69,18 @@ def request_key(identity: str, request: Request, mode: str, max_tokens: int,
 class ScoreCache:
     """The Engine protocol around `inner`. hits / misses: requests served from the cache / sent
     to the inner engine since the wrapper was built (`last`: the latest call's). directory:
-    where shards are read and written (None: in memory only)."""
+    where shards are read and written (None: in memory only). chunk: misses per inner call
+    (None: CHUNK).
+    on_chunk(scored, misses): told after each chunk of a call (a study's progress line)."""
 
     def __init__(self, inner: Any, directory: str | Path | None = None,
-                 identity: Mapping[str, Any] | None = None) -> None:
+                 identity: Mapping[str, Any] | None = None, chunk: int | None = None) -> None:
+        chunk = CHUNK if chunk is None else chunk
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1 (got {chunk})")
         self.inner = inner
+        self.chunk = chunk
+        self.on_chunk: Callable[[int, int], None] | None = None
         self.directory = Path(directory) if directory is not None else None
         self._extra = dict(identity or {})
         self._identity: str | None = None  # engine_identity, at the first call
@@ -108,11 +120,12 @@ class ScoreCache:
 
     def run(self, requests: Sequence[Request], mode: str | Sequence[str], *,
             max_tokens: int = 1, stop: Sequence[str] = (), **extra: Any) -> list[Response]:
-        """The cached requests from the cache, every other one in ONE inner.run (request order
-        kept; a request repeated within the call is sent once, the repeats count as hits and
-        carry from_score_cache, as they were not computed). Nothing is cached from a call with
+        """The cached requests from the cache, every other one by inner.run in calls of at most
+        `chunk` requests (request order kept; a request repeated within the call is sent once,
+        the repeats count as hits and carry from_score_cache, as they were not computed), each
+        chunk's shard written before the next is sent. Nothing is cached from a call with
         settings beyond max_tokens/stop (a sampling temperature, say) or on an engine that is
-        not deterministic."""
+        not deterministic: such a call goes to the inner engine whole, in ONE call."""
         modes = run_modes(requests, mode)
         cacheable = self.inner.deterministic and not extra
         keys: list[str | None] = [None] * len(requests)
@@ -125,21 +138,26 @@ class ScoreCache:
         first: dict[str, int] = {}  # key -> its first miss: a repeat in the call is scored once
         todo = [i for i, resp in enumerate(out) if resp is None
                 and (keys[i] is None or first.setdefault(keys[i], i) == i)]
-        if todo:
-            sub = [modes[i] for i in todo]
+        step = self.chunk if cacheable else max(len(todo), 1)
+        for lo in range(0, len(todo), step):
+            part = todo[lo:lo + step]
+            sub = [modes[i] for i in part]
             arg = sub[0] if len(set(sub)) == 1 else sub
-            got = self.inner.run([requests[i] for i in todo], arg, max_tokens=max_tokens,
+            got = self.inner.run([requests[i] for i in part], arg, max_tokens=max_tokens,
                                  stop=stop, **extra)
-            if len(got) != len(todo):
-                raise RuntimeError(f"engine returned {len(got)} responses for {len(todo)}")
+            if len(got) != len(part):
+                raise RuntimeError(f"engine returned {len(got)} responses for {len(part)}")
             fresh = {}
-            for i, resp in zip(todo, got, strict=True):
+            for i, resp in zip(part, got, strict=True):
                 out[i] = resp
                 if keys[i] is not None:
                     fresh[keys[i]] = {f: getattr(resp, f) for f in STORED}
             self.store.update(fresh)
             if fresh and self.directory is not None:
-                _write_shard(self.directory, fresh)
+                _write_shard(self.directory, fresh)  # this chunk's commit point
+            if self.on_chunk is not None:
+                self.on_chunk(lo + len(part), len(todo))
+        if todo:
             out = [resp if resp is not None else self._served(k) for resp, k in zip(
                 out, keys, strict=True)]  # the repeats, from their first's response
         self.last = {"hits": len(requests) - len(todo), "misses": len(todo)}

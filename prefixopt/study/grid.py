@@ -217,6 +217,8 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
               start_s: float, progress, stage, evals=None) -> bool:
     """One cell on its model's engine; False when training was interrupted (Ctrl-C)."""
     job, ecfgs = plan.jobs[c.id], list(plan.evals[c.id].values())
+    if isinstance(evals, ScoreCache) and stage is not None:  # a line per scored chunk of an eval
+        evals.on_chunk = _chunk_lines(c.id, stage)
     row.update(status="running", error=None)
     write_manifest(plan.study_dir, manifest)
     record_cell_estimate(plan, c)
@@ -241,6 +243,24 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
         row["score_cache"] = {k: sum(c[k] for c in cached) for k in ("hits", "misses")}
     write_manifest(plan.study_dir, manifest)
     return True
+
+
+def _chunk_lines(cell: str, stage: Callable[[str, str], None]) -> Callable[[int, int], None]:
+    """on_chunk for a cell's evals: '<cell> eval: 4,096/18,000 question evaluations scored, ~1.2 h
+    left', the pace measured from the call's first chunk (hours of one engine call, otherwise
+    silent)."""
+    first: list[tuple[float, int]] = []  # (time, scored) at the call's first chunk
+
+    def on_chunk(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not first or done <= first[0][1]:  # a new call
+            first[:] = [(now, done)]
+        (t0, d0) = first[0]
+        eta = (f", ~{(total - done) * (now - t0) / (done - d0) / 3600:.1f} h left"
+               if done > d0 and done < total else "")
+        stage(cell, f"eval: {done:,}/{total:,} question evaluations scored{eta}")
+
+    return on_chunk
 
 
 def summary(plan: StudyPlan, manifest: dict[str, Any], report: dict | None,
