@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
 from prefixopt import device, plan, runs
 from prefixopt.errors import PrefixoptError
 
@@ -19,6 +22,7 @@ KEYS = ("estimated_s", "spent_s", "question_evaluations", "prompt_tokens", "comp
         "cached_tokens")
 PARTS = ("train", "eval")
 HANDWRITTEN = 2  # the generic prompt and the benchmark's expert prompt (evaluate/prefixes.py)
+PACE_MIN_ITERATIONS = 3  # a resumed job estimates at its own pace once it has this many
 
 
 def part(estimated_s: float | None = None, spent_s: float = 0.0, question_evaluations: int = 0,
@@ -170,11 +174,32 @@ def train_evaluations(cfg: Any, run_dir: str | Path, resume: bool) -> tuple[int,
     return whole, max(0, whole - done)
 
 
+def measured_pace(run_dirs: Iterable[str | Path]) -> tuple[float, str] | None:
+    """(question evaluations/s, source) of a resumed job: the median over its runs' finished
+    iterations of num_prompts / generate_s, the engine's pace on this job's own prompts (the
+    flagship's ARC cloze ran 3.3/s where bench's mix gives 3.86/s). A median, so an iteration
+    that was paused (kill -STOP) or shared the CPU does not pull it. None under
+    PACE_MIN_ITERATIONS iterations."""
+    rates: list[float] = []
+    for run_dir in run_dirs:
+        try:
+            it = runs.scan(run_dir, "iterations").select("num_prompts", "generate_s").collect()
+        except PrefixoptError:  # no finished iteration
+            continue
+        it = it.filter(pl.col("generate_s") > 0)
+        rates += (it["num_prompts"] / it["generate_s"]).to_list()
+    if len(rates) < PACE_MIN_ITERATIONS:
+        return None
+    return float(np.median(rates)), f"measured: median of this job's {len(rates)} iterations"
+
+
 def estimate(kind: str, train_evaluations: int | None, eval_evaluations: int,
-             starts_engine_in: str | None) -> dict[str, Any]:
+             starts_engine_in: str | None,
+             pace: tuple[float, str] | None = None) -> dict[str, Any]:
     """{"train", "eval": seconds or None, "evals_per_s", "source", "engine_start_s"}: the
-    engine start counted in the part that starts it (None: no engine start)."""
-    rate, source = evals_per_s(kind)
+    engine start counted in the part that starts it (None: no engine start). pace: a resumed
+    job's measured_pace, used instead of the planned throughput."""
+    rate, source = pace if pace is not None else evals_per_s(kind)
     out: dict[str, Any] = {"train": None, "eval": None, "evals_per_s": rate, "source": source,
                            "engine_start_s": plan.ENGINE_START_S if starts_engine_in else 0.0,
                            "train_evaluations": train_evaluations,

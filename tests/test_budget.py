@@ -179,3 +179,48 @@ def test_budget_sums_unit():
     assert est["eval"] == pytest.approx(50 / rate)
     assert budget.estimate("synthetic", 100, 50, "train")["train"] is None
     assert pl.DataFrame([a]).columns == list(budget.KEYS)
+
+
+def test_measured_pace_is_the_median_iteration_and_a_resumed_header_uses_it(tmp_path):
+    run = tmp_path / "r"
+    for i, (n, s) in enumerate([(512, 128.0), (512, 170.0), (500, 125.0)]):
+        runs.write_part(run, "iterations", i, pl.DataFrame(
+            {"iteration": [i], "num_prompts": [n], "generate_s": [s]}))
+    pace = budget.measured_pace([run])
+    assert pace is not None and pace[0] == pytest.approx(4.0)  # 4.0, 3.01, 4.0: the median
+    runs.write_part(run, "iterations", 3, pl.DataFrame(  # 12 min paused (kill -STOP)
+        {"iteration": [3], "num_prompts": [512], "generate_s": [870.0]}))
+    assert budget.measured_pace([run])[0] == pytest.approx((4.0 + 512 / 170) / 2)
+    assert budget.measured_pace([tmp_path / "none"]) is None  # no iteration yet
+    two = tmp_path / "two"
+    for i in range(2):
+        runs.write_part(two, "iterations", i, pl.DataFrame(
+            {"iteration": [i], "num_prompts": [8], "generate_s": [1.0]}))
+    assert budget.measured_pace([two]) is None  # under PACE_MIN_ITERATIONS
+    est = budget.estimate("synthetic", 400, 100, "train", (4.0, "measured: here"))
+    assert est["train"] == pytest.approx(100 + plan.ENGINE_START_S) and est["eval"] == 25
+    assert est["source"] == "measured: here"
+
+    _cli("train", *TRAIN, "--output-dir", str(tmp_path), "--run-name", "t", "--iterations", "3")
+    _, err = _cli("train", "--resume", str(tmp_path / "t"), "--iterations", "5")
+    assert "measured: median of this job's 3 iterations" in err
+    first = budget.read(tmp_path / "t")["estimated_s"]["train"]
+    assert first is None  # the synthetic engine has no planned rate: the first stays unknown
+
+
+def test_a_study_counts_a_later_cells_eval_as_its_learned_people_only(tmp_path, monkeypatch):
+    _rate(monkeypatch, 20.0)
+    spec = synthetic_study_spec(
+        tmp_path / "s.toml", "s", tmp_path / "studies", budgets=[48], seeds=[0, 1],
+        train={"samples_per_iteration": 4, "batch_size": 6},
+        eval={"num_questions": 20, "top_k": 2, "num_random": 1, "bootstrap_samples": 100},
+        synthetic={"planted_field": ["Science"], "delta": 0.3})
+    out, _ = _cli("study", str(spec))
+    study_dir = Path(out["study_dir"])
+    first, second = (budget.read(study_dir / c["run_dir"])["estimated_s"]
+                     for c in read_manifest(study_dir)["cells"])
+    (name,) = [k for k in first if k.startswith("eval/")]
+    assert second[name] == pytest.approx(20 * 2 / 20)  # the 2 learned people x 20 questions
+    assert first[name] > second[name]  # the first cell also scores every baseline
+    assert read_manifest(study_dir)["budget"]["estimated_s"]["eval"] == pytest.approx(
+        first[name] + second[name])

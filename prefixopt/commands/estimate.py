@@ -30,10 +30,13 @@ def estimate_lines(est: dict[str, Any], warnings: list[str]) -> list[str]:
 
 def header_estimate(kind: str, train_evaluations: int | None, evals: dict[str, int],
                     eval_questions: list[int], mde: float | None, train_budget: int | None,
-                    starts_engine_in: str | None) -> tuple[dict[str, Any], list[str]]:
+                    starts_engine_in: str | None, run_dir: str | Path | None = None
+                    ) -> tuple[dict[str, Any], list[str]]:
     """(estimate, header lines) of a job: evals maps each eval name to its question
-    evaluations; train_budget is the run's whole training budget (the learner warning)."""
-    est = budget.estimate(kind, train_evaluations, sum(evals.values()), starts_engine_in)
+    evaluations; train_budget is the run's whole training budget (the learner warning);
+    run_dir: a resumed run, whose finished iterations give the pace (budget.measured_pace)."""
+    pace = budget.measured_pace([run_dir]) if run_dir is not None else None
+    est = budget.estimate(kind, train_evaluations, sum(evals.values()), starts_engine_in, pace)
     rate = est["evals_per_s"]
     est["per_eval"] = {n: None if rate is None else v / rate for n, v in evals.items()}
     if rate is not None and starts_engine_in == "eval" and evals:  # the first eval starts it

@@ -73,6 +73,7 @@ def header_notes(job, ecfgs, inputs, mde: float | None) -> tuple[dict, list[str]
              for e, i in todo}
     first = "eval" if pipeline.train_done(job) else "train"
     est, notes = estimate.header_estimate(job.cfg.engine.kind, left, evals,
-                                          [len(i.questions) for _, i in todo], mde, whole, first)
+                                          [len(i.questions) for _, i in todo], mde, whole, first,
+                                          job.run_dir)
     estimate.record(job.run_dir, est)
     return est, notes

@@ -133,7 +133,7 @@ def register(app: typer.Typer) -> None:
         quiet = values["json_out"]
         whole, left = budget.train_evaluations(job.cfg, job.run_dir, job.resume)
         est, notes = estimate.header_estimate(job.cfg.engine.kind, left, {}, [], None, whole,
-                                              "train")
+                                              "train", job.run_dir)
         estimate.record(job.run_dir, est)  # before the engine: a resumed run keeps the first
         with engine_session("train", job.cfg.engine, job.run_dir,
                             values["verbose"], model_path=job.model_path, notes=notes,
