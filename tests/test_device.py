@@ -54,3 +54,15 @@ def test_describe_says_why():
     assert "without native bf16" in device.describe("float32", False, AVX2_ZEN3)
     assert "avx512_bf16" in device.describe("bfloat16", False, AVX512_BF16)
     assert "CUDA" in device.describe("bfloat16", True, frozenset())
+
+
+def test_allocator_note_only_under_glibc_and_names_a_found_tcmalloc(tmp_path):
+    lib = tmp_path / "libtcmalloc_minimal.so.4"
+    lib.write_bytes(b"")
+    (tmp_path / "libtcmalloc_minimal_debug.so.4").write_bytes(b"")  # never the debug build
+    note = device.allocator_note({}, (str(tmp_path), str(tmp_path / "absent")))
+    assert note is not None and f"LD_PRELOAD={lib} " in note and "\n" not in note
+    bare = device.allocator_note({"LD_PRELOAD": "/x/libiomp5.so"}, (str(tmp_path / "absent"),))
+    assert bare is not None and "apt install libtcmalloc-minimal4" in bare
+    for preload in (str(lib), "/usr/lib/libjemalloc.so.2:/x/libiomp5.so"):
+        assert device.allocator_note({"LD_PRELOAD": preload}, (str(tmp_path),)) is None

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from prefixopt import device
 from prefixopt.engines import build
 from prefixopt.engines.resolved import ResolvedEngine
 from prefixopt.commands.common import err_console, out_console
@@ -97,6 +98,9 @@ def _header(command: str, cfg: EngineConfig, run_dir: Path | None,
         f"prefixopt {command}: {cfg.model} on {'cuda' if resolved.cuda else 'cpu'}, "
         f"{resolved.dtype_why}, {'eager' if resolved.eager else 'compiled'}{where}",
         highlight=False, soft_wrap=True)
+    note = None if resolved.cuda or resolved.eager else device.allocator_note()  # a long job
+    if note is not None:
+        err_console.print(note, highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

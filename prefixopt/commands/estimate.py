@@ -23,7 +23,7 @@ def estimate_lines(est: dict[str, Any], warnings: list[str]) -> list[str]:
     else:
         total = (est["train"] or 0.0) + (est["eval"] or 0.0)
         line = (f"estimate: ~{total:,.0f} s for {evals}, engine start "
-                f"{est['engine_start_s']:.0f} s included, at {est['evals_per_s']:g} question "
+                f"{est['engine_start_s']:.0f} s included, at {est['evals_per_s']:.3g} question "
                 f"evaluations/s ({est['source']})")
     return [line, *(f"[yellow]warning:[/] {w}" for w in warnings)]
 
