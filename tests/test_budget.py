@@ -135,13 +135,18 @@ def test_eval_json_budget(tmp_path):
     assert b["train"]["question_evaluations"] == int(it["num_prompts"].sum())
 
 
-def test_study_json_budget_sums_the_cells(tmp_path, monkeypatch):
-    _rate(monkeypatch, 20.0)
-    spec = synthetic_study_spec(
+def _two_cell_study(tmp_path: Path) -> Path:
+    """A synthetic study of 2 cells (seeds 0, 1) of 48 training evaluations, top-2 evals."""
+    return synthetic_study_spec(
         tmp_path / "s.toml", "s", tmp_path / "studies", budgets=[48], seeds=[0, 1],
         train={"samples_per_iteration": 4, "batch_size": 6},
         eval={"num_questions": 20, "top_k": 2, "num_random": 1, "bootstrap_samples": 100},
         synthetic={"planted_field": ["Science"], "delta": 0.3})
+
+
+def test_study_json_budget_sums_the_cells(tmp_path, monkeypatch):
+    _rate(monkeypatch, 20.0)
+    spec = _two_cell_study(tmp_path)
     out, err = _cli("study", str(spec))
     b = out["budget"]
     _shape(b)
@@ -210,11 +215,7 @@ def test_measured_pace_is_the_median_iteration_and_a_resumed_header_uses_it(tmp_
 
 def test_a_study_counts_a_later_cells_eval_as_its_learned_people_only(tmp_path, monkeypatch):
     _rate(monkeypatch, 20.0)
-    spec = synthetic_study_spec(
-        tmp_path / "s.toml", "s", tmp_path / "studies", budgets=[48], seeds=[0, 1],
-        train={"samples_per_iteration": 4, "batch_size": 6},
-        eval={"num_questions": 20, "top_k": 2, "num_random": 1, "bootstrap_samples": 100},
-        synthetic={"planted_field": ["Science"], "delta": 0.3})
+    spec = _two_cell_study(tmp_path)
     out, _ = _cli("study", str(spec))
     study_dir = Path(out["study_dir"])
     first, second = (budget.read(study_dir / c["run_dir"])["estimated_s"]
