@@ -182,9 +182,13 @@ def measured_pace(run_dirs: Iterable[str | Path]) -> tuple[float, str] | None:
     PACE_MIN_ITERATIONS iterations."""
     rates: list[float] = []
     for run_dir in run_dirs:
+        if not runs.has_checkpoint(run_dir):  # no finished iteration
+            continue
+        done = int(runs.load_checkpoint(run_dir)["iteration"])  # not a crashed one's rows
         try:
-            it = runs.scan(run_dir, "iterations").select("num_prompts", "generate_s").collect()
-        except PrefixoptError:  # no finished iteration
+            it = runs.scan(run_dir, "iterations", through=done).select(
+                "num_prompts", "generate_s").collect()
+        except PrefixoptError:
             continue
         it = it.filter(pl.col("generate_s") > 0)
         rates += (it["num_prompts"] / it["generate_s"]).to_list()

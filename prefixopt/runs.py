@@ -150,11 +150,14 @@ def truncate_parts(run_dir: str | Path, after_iteration: int) -> None:
                 path.unlink()
 
 
-def scan(run_dir: str | Path, table: str) -> pl.LazyFrame:
-    """The one scan site: iterations | samples | answers | eval/<split> | eval/<split>_summary."""
+def scan(run_dir: str | Path, table: str, through: int | None = None) -> pl.LazyFrame:
+    """The one scan site: iterations | samples | answers | eval/<split> | eval/<split>_summary.
+    through: a part table's iterations up to this one only (what a checkpoint committed; a
+    part after it is a crashed iteration's, dropped when the run resumes)."""
     run_dir = Path(run_dir)
     if table in PART_TABLES:
-        paths = sorted((run_dir / table).glob("[0-9]*.parquet"))
+        paths = sorted(p for p in (run_dir / table).glob("[0-9]*.parquet")
+                       if through is None or int(p.stem) <= through)
         if not paths:
             raise PrefixoptError(f"{run_dir} has no {table} table yet (no finished iteration)")
         return pl.scan_parquet(paths)

@@ -187,20 +187,26 @@ def test_budget_sums_unit():
 
 
 def test_measured_pace_is_the_median_iteration_and_a_resumed_header_uses_it(tmp_path):
+    def iteration(run_dir, i, n, seconds, commit=True):
+        runs.write_part(run_dir, "iterations", i, pl.DataFrame(
+            {"iteration": [i], "num_prompts": [n], "generate_s": [seconds]}))
+        if commit:
+            runs.save_checkpoint(run_dir, {"evaluations": 0}, iteration=i)
+
     run = tmp_path / "r"
     for i, (n, s) in enumerate([(512, 128.0), (512, 170.0), (500, 125.0)]):
-        runs.write_part(run, "iterations", i, pl.DataFrame(
-            {"iteration": [i], "num_prompts": [n], "generate_s": [s]}))
+        iteration(run, i, n, s)
     pace = budget.measured_pace([run])
     assert pace is not None and pace[0] == pytest.approx(4.0)  # 4.0, 3.01, 4.0: the median
-    runs.write_part(run, "iterations", 3, pl.DataFrame(  # 12 min paused (kill -STOP)
-        {"iteration": [3], "num_prompts": [512], "generate_s": [870.0]}))
+    iteration(run, 3, 512, 870.0)  # 12 min paused (kill -STOP)
+    assert budget.measured_pace([run])[0] == pytest.approx((4.0 + 512 / 170) / 2)
+    iteration(run, 4, 512, 0.5, commit=False)  # a crashed iteration's rows: not counted
+    runs.write_part(run, "iterations", 5, pl.DataFrame({"iteration": [5], "mean_reward": [9.0]}))
     assert budget.measured_pace([run])[0] == pytest.approx((4.0 + 512 / 170) / 2)
     assert budget.measured_pace([tmp_path / "none"]) is None  # no iteration yet
     two = tmp_path / "two"
     for i in range(2):
-        runs.write_part(two, "iterations", i, pl.DataFrame(
-            {"iteration": [i], "num_prompts": [8], "generate_s": [1.0]}))
+        iteration(two, i, 8, 1.0)
     assert budget.measured_pace([two]) is None  # under PACE_MIN_ITERATIONS
     est = budget.estimate("synthetic", 400, 100, "train", (4.0, "measured: here"))
     assert est["train"] == pytest.approx(100 + plan.ENGINE_START_S) and est["eval"] == 25
