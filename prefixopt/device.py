@@ -81,7 +81,7 @@ def allocator_note(environ: dict[str, str] | None = None,
     if "tcmalloc" in preload or "jemalloc" in preload:
         return None
     found = sorted(p for d in dirs for p in Path(d).glob("libtcmalloc*.so.4")
-                   if "debug" not in p.name) if dirs else []
+                   if "debug" not in p.name)
     how = (f"LD_PRELOAD={found[0]}" if found else
            "LD_PRELOAD=<libtcmalloc_minimal.so.4> (apt install libtcmalloc-minimal4)")
     return (f"note: glibc malloc: this job's memory will grow ~15-50 MB per iteration; {how} "

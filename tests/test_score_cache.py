@@ -344,6 +344,8 @@ def test_a_study_killed_mid_eval_keeps_its_scored_chunks_and_says_how_far_it_got
     assert killed.exit_code != 0 and [len(c) for c in calls[2:5]] == [16, 16, 16]
     assert "eval: 16/" in killed.stderr and "eval: 32/" in killed.stderr  # a line per chunk
     assert "eval: 48/" not in killed.stderr
+    lines = [ln for ln in killed.stderr.splitlines() if " eval: " in ln]
+    assert "h left" not in lines[0] and "h left" in lines[1]  # a pace needs two chunks
     assert len(list((study_dir / "score_cache").glob("*.jsonl"))) == 2  # the chunks scored
     scored, in_flight = calls[2:4], calls[4]
     calls = _counting(monkeypatch)

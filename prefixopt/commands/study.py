@@ -145,9 +145,9 @@ def _log_lines(plan, done_before: dict[str, int], total: int) -> tuple:
         if now - last[0] < LOG_EVERY_S:
             return
         last[0] = now
-        (t0, d0), left = first[0], total - done
-        eta = (f", ~{left * (now - t0) / (done - d0) / 3600:.1f} h of training left at this "
-               "session's pace" if done > d0 else "")
+        left = st.hours_left(first[0], now, done, total)
+        eta = (f", ~{left:.1f} h of training left at this session's pace"
+               if left is not None else "")
         say(f"{cell} train: iteration {stats['iteration'] + 1}, "
             f"{stats.get('evaluations', 0):,} question evaluations; study {done}/{total} "
             f"iterations{eta}")

@@ -73,8 +73,7 @@ def _total(kind: str, cells: list[dict[str, Any]], train_n: int, eval_n: int,
     """The study's estimate: the cells' seconds summed, one engine start per model (in train);
     evals_per_s the study's overall rate and its source (the plan's or the measured pace)."""
     est = budget.estimate(kind, train_n, eval_n, "train" if cells else None)
-    known = [c for c in cells if c["evals_per_s"] is not None]
-    if cells and len(known) == len(cells):
+    if cells and all(c["evals_per_s"] is not None for c in cells):
         train = sum(c["train"] or 0.0 for c in cells)
         evals = sum(sum(v for v in c["eval"].values() if v is not None) for c in cells)
         rates = {c["evals_per_s"] for c in cells}
@@ -83,8 +82,6 @@ def _total(kind: str, cells: list[dict[str, Any]], train_n: int, eval_n: int,
                    evals_per_s=rates.pop() if len(rates) == 1 else
                    round((train_n + eval_n) / max(train + evals, 1e-9), 2),
                    source="; ".join(sources))
-    elif est["train"] is not None:  # one engine start per model, not one
-        est["train"] += (models - 1) * planning.ENGINE_START_S
     est["engine_start_s"] = models * planning.ENGINE_START_S if est["train"] is not None else 0.0
     return est
 

@@ -245,6 +245,13 @@ def _run_cell(plan: StudyPlan, c: Cell, row: dict[str, Any], manifest: dict[str,
     return True
 
 
+def hours_left(start: tuple[float, int], now: float, done: int, total: int) -> float | None:
+    """Hours until `total` at the pace since `start` = (monotonic time, done then); None before
+    any progress since then. The study's log lines (training and eval chunks) say this."""
+    t0, d0 = start
+    return (total - done) * (now - t0) / (done - d0) / 3600 if done > d0 else None
+
+
 def _chunk_lines(cell: str, stage: Callable[[str, str], None]) -> Callable[[int, int], None]:
     """on_chunk for a cell's evals: '<cell> eval: 4,096/18,000 question evaluations scored, ~1.2 h
     left', the pace measured from the call's first chunk (hours of one engine call, otherwise
@@ -255,9 +262,8 @@ def _chunk_lines(cell: str, stage: Callable[[str, str], None]) -> Callable[[int,
         now = time.monotonic()
         if not first or done <= first[0][1]:  # a new call
             first[:] = [(now, done)]
-        (t0, d0) = first[0]
-        eta = (f", ~{(total - done) * (now - t0) / (done - d0) / 3600:.1f} h left"
-               if done > d0 and done < total else "")
+        left = hours_left(first[0], now, done, total)
+        eta = f", ~{left:.1f} h left" if left is not None and done < total else ""
         stage(cell, f"eval: {done:,}/{total:,} question evaluations scored{eta}")
 
     return on_chunk
