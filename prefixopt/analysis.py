@@ -12,6 +12,20 @@ import polars as pl
 from prefixopt.errors import PrefixoptError
 
 
+def ordered_sum(name: str) -> pl.Expr:
+    """A group's float sum, for agg(), that is the same bit for bit on every run. polars adds a
+    group's float values in an order that depends on its threads (376 of 1,000 repeats of one
+    group_by mean differed in the last bit on a 2-core box), so one run's report, built twice,
+    differed; a group keeps its rows in input order (polars' group_by contract), so summing
+    them as one list adds them in the same order every time."""
+    return pl.col(name).implode().list.sum()
+
+
+def ordered_mean(name: str) -> pl.Expr:
+    """ordered_sum / the group's size: a float mean for agg() that is the same on every run."""
+    return ordered_sum(name) / pl.len()
+
+
 def training_curve(iterations: pl.LazyFrame) -> pl.LazyFrame:
     """One row per iteration: reward mean/std band, baseline, entropy, top-person probability."""
     return iterations.select(
@@ -29,7 +43,7 @@ def person_train_rewards(samples: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             pl.col("name").first(), pl.col("field").first(), pl.col("era").first(),
             times_sampled=pl.len().cast(pl.Int64),
-            train_reward=pl.col("reward").mean(),
+            train_reward=ordered_mean("reward"),
         )
         .sort("person_id")
     )
@@ -63,7 +77,7 @@ def mass_by(people_probs_lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
     over-representation (the 'does the distribution cluster by field' answer)."""
     return (
         people_probs_lf.group_by(column)
-        .agg(people=pl.len(), mass=pl.col("prob").sum())
+        .agg(people=pl.len(), mass=ordered_sum("prob"))
         .with_columns(pool_share=pl.col("people") / pl.col("people").sum())
         .with_columns(ratio=pl.col("mass") / pl.col("pool_share"))
         .sort(["mass", column], descending=[True, False])

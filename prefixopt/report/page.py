@@ -53,7 +53,7 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
     samples = _try(runs.scan, run_dir, "samples")
     if samples is not None:
         data["field_reward"] = (samples.group_by("field")
-                                .agg(samples=pl.len(), mean_reward=pl.col("reward").mean())
+                                .agg(samples=pl.len(), mean_reward=analysis.ordered_mean("reward"))
                                 .sort("mean_reward", descending=True).collect())
     ckpt = _try(runs.load_checkpoint, run_dir)  # read once: final and per-context policies
     probs = None if ckpt is None else np.asarray(ckpt["probs"], dtype=float)
