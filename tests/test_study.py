@@ -287,7 +287,13 @@ def test_a_study_logged_to_a_file_prints_timestamped_progress_lines(tmp_path, mo
     cells = read_manifest(tmp_path / "studies" / "logged")["cells"]
     train = [ln for ln in lines if " train: iteration " in ln]
     assert len(train) == sum(c["iterations"] for c in cells)  # LOG_EVERY_S 0: every iteration
-    assert all(f"study {i + 1}/{len(train)} iterations" in ln for i, ln in enumerate(train))
+    # counted in training evaluations (every learner spends its budget; halving's iteration
+    # count differs from the configured one): each line's count is the running sum
+    total = sum(c["budget"] for c in cells)
+    done = np.cumsum([c["budget"] // c["iterations"] for c in cells
+                      for _ in range(c["iterations"])])  # reinforce: K x B each iteration
+    assert all(f"study {d:,}/{total:,} training evaluations" in ln for d, ln in zip(done, train,
+                                                                                  strict=True))
     assert "h of training left" in train[1] and "h of training left" not in train[0]
     for c in cells:  # each cell's stages named, with a timestamp
         assert any(ln.endswith(f"{c['id']} train") for ln in lines)

@@ -94,7 +94,9 @@ def _vllm_session(verbose: bool, evaluations: int):
 
 @contextlib.contextmanager
 def _progress(plan, quiet: bool):
-    """One bar over every cell's iterations; the description names the cell and its stage."""
+    """One bar over every cell's training question evaluations (its budget: every learner spends
+    it, while the number of iterations differs, halving's rounds make short ones); the
+    description names the cell and its stage."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     if quiet:
@@ -104,7 +106,7 @@ def _progress(plan, quiet: bool):
     total = 0
     for c in plan.cells:
         done_before[c.id] = total
-        total += c.cfg.iterations
+        total += c.budget
     if not err_console.is_terminal:  # a log file (a study run in the background for hours)
         yield _log_lines(plan, done_before, total)
         return
@@ -113,7 +115,7 @@ def _progress(plan, quiet: bool):
         task = bar.add_task("study", total=total)
 
         def progress(cell: str, stats: dict[str, Any]) -> None:
-            bar.update(task, completed=done_before[cell] + stats["iteration"] + 1,
+            bar.update(task, completed=done_before[cell] + stats["evaluations"],
                        description=f"{cell} train")
 
         def stage(cell: str, name: str) -> None:
@@ -132,7 +134,7 @@ def _log_lines(plan, done_before: dict[str, int], total: int) -> tuple:
     """(progress, stage) that print one plain, timestamped line per stage and at most one per
     LOG_EVERY_S while training, with the training time left at this session's pace: a live bar
     in a log file would be one line written at exit (or thousands of redraws)."""
-    first: list[tuple[float, int]] = []  # (time, iterations done) at the first report
+    first: list[tuple[float, int]] = []  # (time, evaluations done) at the first report
     last = [-LOG_EVERY_S]
 
     def say(text: str) -> None:
@@ -140,7 +142,7 @@ def _log_lines(plan, done_before: dict[str, int], total: int) -> tuple:
                           soft_wrap=True)
 
     def progress(cell: str, stats: dict[str, Any]) -> None:
-        now, done = time.monotonic(), done_before[cell] + stats["iteration"] + 1
+        now, done = time.monotonic(), done_before[cell] + stats["evaluations"]
         first[:] = first or [(now, done)]
         if now - last[0] < LOG_EVERY_S:
             return
@@ -149,8 +151,8 @@ def _log_lines(plan, done_before: dict[str, int], total: int) -> tuple:
         eta = (f", ~{left:.1f} h of training left at this session's pace"
                if left is not None else "")
         say(f"{cell} train: iteration {stats['iteration'] + 1}, "
-            f"{stats.get('evaluations', 0):,} question evaluations; study {done}/{total} "
-            f"iterations{eta}")
+            f"{stats['evaluations']:,} question evaluations; study {done:,}/{total:,} "
+            f"training evaluations{eta}")
 
     def stage(cell: str, name: str) -> None:
         say(f"{cell} {name}")
