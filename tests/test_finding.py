@@ -22,7 +22,7 @@ from conftest import synthetic_study_spec
 from prefixopt import cli, runs, stats
 from prefixopt.cli import app
 from prefixopt.people import DEFAULT_PEOPLE_PATH
-from prefixopt.study import finding, finding_budget
+from prefixopt.study import finding, finding_budget, finding_md
 from prefixopt.study.manifest import read_manifest
 from prefixopt.study.spec import load_spec, spec_dict
 
@@ -233,3 +233,32 @@ def test_budget_derived_from_the_tables_without_budget_records(planted):
                                                     for r in s["runs"])
     assert b["train"]["prompt_tokens"] == s["budget"]["train"]["prompt_tokens"]
     assert b["eval"]["question_evaluations"] > 0 and b["eval"]["prompt_tokens"] is None
+
+
+def _plain_ev(para: tuple[float, float, float], vs: tuple[float, float, float],
+              identical: bool = False) -> dict:
+    c = lambda d, lo, hi: {"diff": d, "low": lo, "high": hi}  # noqa: E731
+    return {"per_learner": {"halving": {"paraphrase_vs_none": c(*para),
+                                        "learned_vs_paraphrase": c(*vs)}},
+            "oracle_null": {"identical_to_no_prefix": identical},
+            "prefixes": [{"kind": "none", "significant": False},
+                         {"kind": "paraphrase", "significant": True},
+                         {"kind": "paraphrase", "significant": False}]}
+
+
+def test_plain_prompt_sentence_follows_its_rule():
+    # a persona effect must be more than 'any system prompt': the paraphrases vs no prefix,
+    # then the primary learner's people vs the paraphrases, each by its interval
+    s = finding_md.plain_prompt_sentence(_plain_ev((0.02, 0.005, 0.035), (-0.004, -0.02, 0.01)),
+                                         "halving")
+    assert s.startswith("A system prompt with no person helped too: the 2 neutral paraphrases, "
+                        "+2.0 points together (95% CI [+0.5, +3.5]; 1 of 2 differ")
+    assert s.endswith("so the people add nothing measurable to a plain prompt.")
+    s = finding_md.plain_prompt_sentence(_plain_ev((-0.03, -0.05, -0.01), (0.05, 0.02, 0.08)),
+                                         "halving")
+    assert "with no person hurt too" in s and s.endswith("the people add to a plain prompt.")
+    s = finding_md.plain_prompt_sentence(_plain_ev((0.01, 0.0, 0.02), (0.0, -0.01, 0.01)),
+                                         "halving")
+    assert s.startswith("There is no evidence that a system prompt with no person changes")
+    assert finding_md.plain_prompt_sentence(  # the synthetic engine: the null measured nothing
+        _plain_ev((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), identical=True), "halving") == ""

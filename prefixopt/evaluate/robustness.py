@@ -88,12 +88,13 @@ def cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, rng: np.random.Gen
 # about them must cover which names were drawn, so the bootstrap resamples them. The learned
 # group is what the run chose (the claim is about these people), the hand-written prompts and
 # a contextual assignment are fixed texts: their rows are not a sample of anything. The
-# paraphrases (the oracle null) are fixed texts too; "learned vs paraphrase" comes last, so the
-# other contrasts' bootstrap draws are what they were before the paraphrases.
+# paraphrases (the oracle null) are fixed texts too; "learned vs paraphrase" and "paraphrase vs
+# none" (does a prompt with no person move the model?) come last, so the other contrasts'
+# bootstrap draws are what they were before the paraphrases.
 SAMPLED_KINDS = ("random",)
 CONTRASTS = (("learned", "none"), ("learned", "random"), ("learned", "handwritten"),
              ("random", "none"), ("handwritten", "none"), ("contextual", "none"),
-             ("contextual", "top learned"), ("learned", "paraphrase"))
+             ("contextual", "top learned"), ("learned", "paraphrase"), ("paraphrase", "none"))
 
 
 def contrasts(

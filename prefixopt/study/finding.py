@@ -179,7 +179,9 @@ def per_run(rows: pl.DataFrame, summary: pl.DataFrame) -> dict[str, Any]:
             "oracle_null": null, "router": routed,
             "ensemble": robustness.ensemble(rows, stats.stats_rng(seed + 1), n_boot),
             "learned_vs_none": named.get("learned vs none"),
-            "learned_vs_random": named.get("learned vs random")}
+            "learned_vs_random": named.get("learned vs random"),
+            "paraphrase_vs_none": named.get("paraphrase vs none"),
+            "learned_vs_paraphrase": named.get("learned vs paraphrase")}
 
 
 def power(ev: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,10 @@ RULES = (
     "- learned people: a learner's people **helped** (or **hurt**) when at least one of them "
     "differs from no prefix after Holm over the finding's family (p_holm < 0.05), positive (or "
     "negative); else **no evidence** that they change accuracy;",
+    "- a prompt with no person: the neutral paraphrases **helped** (or **hurt**) when their "
+    "group's paired 95% interval vs no prefix excludes 0 on that side, else **no evidence**; the "
+    "primary learner's people **add to a plain prompt** only when their interval vs the "
+    "paraphrases excludes 0 above; not said when every paraphrase answered as no prefix;",
     "- oracle: **persona** when the ceiling of no prefix + k learned people lies above the 95% "
     "interval of no prefix + k neutral paraphrases (`oracle_null.verdict`), else "
     "**perturbation**; **cannot be told** when every paraphrase answered as no prefix;",
@@ -132,6 +136,29 @@ def learned_sentence(ev: dict[str, Any], label: str, primary: bool) -> tuple[str
             f"{'n/a' if best is None else f'{best:.2g}'}).", 0)
 
 
+def plain_prompt_sentence(ev: dict[str, Any], label: str) -> str:
+    """What a system prompt with no person did (the paraphrases together vs no prefix), and
+    whether the primary learner's people did more than it: a persona effect must be more than
+    'any system prompt' (empty when the paraphrases measured nothing)."""
+    e, null = ev["per_learner"][label], ev["oracle_null"]
+    para, vs = e.get("paraphrase_vs_none"), e.get("learned_vs_paraphrase")
+    if para is None or vs is None or null is None or null.get("identical_to_no_prefix"):
+        return ""
+    sig = sum(p["significant"] for p in ev["prefixes"] if p["kind"] == "paraphrase")
+    n = sum(p["kind"] == "paraphrase" for p in ev["prefixes"])
+    side = ("helped" if para["low"] > 0 else "hurt" if para["high"] < 0 else None)
+    text = (f"{pts(para['diff'])} points together (95% CI {_ci([para['low'], para['high']])}; "
+            f"{sig} of {n} differ from no prefix after Holm over their own family)")
+    said = (f"A system prompt with no person {side} too: the {n} neutral paraphrases, {text}"
+            if side else f"There is no evidence that a system prompt with no person changes "
+            f"accuracy: the {n} neutral paraphrases, {text}")
+    more = vs["low"] > 0
+    return (said + f"; {label}'s people against them: {pts(vs['diff'])} points "
+            f"{_ci([vs['low'], vs['high']])}, so "
+            + ("the people add to a plain prompt." if more else
+               "the people add nothing measurable to a plain prompt."))
+
+
 def oracle_sentence(null: dict[str, Any] | None) -> str:
     if null is None:
         return "The paraphrase null was not scored, so the oracle gain cannot be told apart " \
@@ -213,7 +240,9 @@ def paragraph(summary: dict[str, Any]) -> str:
     said = [learned_sentence(ev, lab, lab == summary["primary_learner"]) for lab in labels]
     helped = max((s for _, s in said), default=0)
     first = ev["per_learner"][summary["primary_learner"]]
-    parts = [head, *(s for s, _ in said), oracle_sentence(ev["oracle_null"]),
+    plain = plain_prompt_sentence(ev, summary["primary_learner"])
+    parts = [head, *(s for s, _ in said), *([plain] if plain else []),
+             oracle_sentence(ev["oracle_null"]),
              router_sentence(ev["router"], summary["primary_learner"])[0],
              power_sentence(summary["power"]),
              zheng_sentence(helped, ev["oracle_null"], first["learned_vs_random"])]
