@@ -260,5 +260,8 @@ def test_plain_prompt_sentence_follows_its_rule():
     s = finding_md.plain_prompt_sentence(_plain_ev((0.01, 0.0, 0.02), (0.0, -0.01, 0.01)),
                                          "halving")
     assert s.startswith("There is no evidence that a system prompt with no person changes")
+    s = finding_md.plain_prompt_sentence(_plain_ev((0.02, 0.01, 0.03), (-0.01, -0.02, -0.001)),
+                                         "halving")
+    assert s.endswith("so the people do worse than a plain prompt.")
     assert finding_md.plain_prompt_sentence(  # the synthetic engine: the null measured nothing
         _plain_ev((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), identical=True), "halving") == ""

@@ -27,8 +27,9 @@ RULES = (
     "negative); else **no evidence** that they change accuracy;",
     "- a prompt with no person: the neutral paraphrases **helped** (or **hurt**) when their "
     "group's paired 95% interval vs no prefix excludes 0 on that side, else **no evidence**; the "
-    "primary learner's people **add to a plain prompt** only when their interval vs the "
-    "paraphrases excludes 0 above; not said when every paraphrase answered as no prefix;",
+    "primary learner's people **add to a plain prompt** (or **do worse than** one) only when "
+    "their interval vs the paraphrases excludes 0 above (or below); not said when every "
+    "paraphrase answered as no prefix;",
     "- oracle: **persona** when the ceiling of no prefix + k learned people lies above the 95% "
     "interval of no prefix + k neutral paraphrases (`oracle_null.verdict`), else "
     "**perturbation**; **cannot be told** when every paraphrase answered as no prefix;",
@@ -152,11 +153,10 @@ def plain_prompt_sentence(ev: dict[str, Any], label: str) -> str:
     said = (f"A system prompt with no person {side} too: the {n} neutral paraphrases, {text}"
             if side else f"There is no evidence that a system prompt with no person changes "
             f"accuracy: the {n} neutral paraphrases, {text}")
-    more = vs["low"] > 0
+    than = ("add to a plain prompt" if vs["low"] > 0 else "do worse than a plain prompt"
+            if vs["high"] < 0 else "add nothing measurable to a plain prompt")
     return (said + f"; {label}'s people against them: {pts(vs['diff'])} points "
-            f"{_ci([vs['low'], vs['high']])}, so "
-            + ("the people add to a plain prompt." if more else
-               "the people add nothing measurable to a plain prompt."))
+            f"{_ci([vs['low'], vs['high']])}, so the people {than}.")
 
 
 def oracle_sentence(null: dict[str, Any] | None) -> str:
