@@ -7,10 +7,14 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-# the machine kind first: a failure that only one CPU kind shows is then traceable
-echo "test.sh: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-     "$(nproc) cores, flags: $(grep -o 'avx512_bf16\|avx512f\|avx2\|amx_bf16' /proc/cpuinfo \
-     | sort -u | xargs)"
+# the machine kind first (device.cpu_flags, the flags the dtype choice reads): a failure that
+# only one CPU kind shows is then traceable
+"$VENV/bin/python" - <<'PY'
+import os
+from prefixopt import device
+kind = sorted(device.cpu_flags() & {"avx2", "avx512f", *device.BF16_CPU_FLAGS})
+print(f"test.sh: {os.cpu_count()} cores, CPU flags: {' '.join(kind) or 'none of avx2/avx512'}")
+PY
 
 # lint first (pyproject.toml [tool.ruff]): a lint failure fails fast, before any test runs
 "$VENV/bin/ruff" check prefixopt tests scripts

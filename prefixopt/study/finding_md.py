@@ -240,13 +240,12 @@ def paragraph(summary: dict[str, Any]) -> str:
     said = [learned_sentence(ev, lab, lab == summary["primary_learner"]) for lab in labels]
     helped = max((s for _, s in said), default=0)
     first = ev["per_learner"][summary["primary_learner"]]
-    plain = plain_prompt_sentence(ev, summary["primary_learner"])
-    parts = [head, *(s for s, _ in said), *([plain] if plain else []),
+    parts = [head, *(s for s, _ in said), plain_prompt_sentence(ev, summary["primary_learner"]),
              oracle_sentence(ev["oracle_null"]),
              router_sentence(ev["router"], summary["primary_learner"])[0],
              power_sentence(summary["power"]),
              zheng_sentence(helped, ev["oracle_null"], first["learned_vs_random"])]
-    return " ".join(parts)
+    return " ".join(p for p in parts if p)  # an empty sentence: its rule says nothing
 
 
 # --- report.md ---------------------------------------------------------------------------------
