@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +241,21 @@ def resumed_meta(run_dir: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
         if old.get(key) != meta[key]:
             raise PrefixoptError(f"cannot resume {run_dir}: its {key} differs from now")
     return meta
+
+
+def check_resume_dtype(run_dirs: Iterable[str | Path], dtype: str, why: str) -> None:
+    """A run's training continues in the dtype it was trained in. `--dtype auto` resolves per
+    machine (device.resolve_dtype), so a run started on a CPU with native bf16 and resumed on
+    one without would mix bfloat16 and float32 steps in one policy (and config.json would name
+    only the second): one line before the engine starts instead. why: the resolved dtype and
+    its reason (ResolvedEngine.dtype_why)."""
+    for run_dir in run_dirs:
+        was = read_config(run_dir).get("versions", {}).get("dtype")
+        if was is not None and was != dtype:
+            raise PrefixoptError(
+                f"cannot resume {run_dir}: it was trained in {was} and this job resolves to "
+                f"{why}; its steps would mix two dtypes: resume it where the dtype "
+                f"resolves to {was}, or start a new run (a study: give the spec another name)")
 
 
 def final_ranking(run_dir: str | Path) -> np.ndarray:

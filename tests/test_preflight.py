@@ -4,9 +4,13 @@ never called (it is replaced by a recorder that would fail the test if reached).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from prefixopt import runs
 from prefixopt.cli import main
+from prefixopt.errors import PrefixoptError
 
 ARC_TRAIN = ("--train-split", "train[:40]")
 
@@ -88,6 +92,33 @@ def test_train_output_dir_collision_before_the_engine(cli, built, tmp_path):
 def test_resume_of_a_non_run_before_the_engine(cli, built, tmp_path):
     (tmp_path / "empty").mkdir()
     _refused(cli("train", "--resume", str(tmp_path / "empty")), built, "not a run directory")
+
+
+def test_resume_in_another_dtype_before_the_engine(cli, built, tmp_path):
+    """A run trained in one dtype is not continued in another (--dtype auto resolves per CPU):
+    a run made here, then recorded as a vLLM run trained in float16, which --dtype auto never
+    resolves to on a CPU, with two iterations to go."""
+    code, err = cli("train", *ARC_TRAIN, "--engine", "synthetic", "--iterations", "2", "-k", "4",
+                    "-b", "4", "--output-dir", str(tmp_path / "runs"), "--run-name", "r")
+    assert code == 0, err
+    run = tmp_path / "runs" / "r"
+    meta = json.loads((run / "config.json").read_text())
+    meta["config"]["engine"]["kind"] = "vllm"
+    meta["versions"]["dtype"] = "float16"
+    (run / "config.json").write_text(json.dumps(meta))
+    _refused(cli("train", "--resume", str(run), "--iterations", "4"), built,
+             "cannot resume", "trained in float16", "mix two dtypes")
+
+
+def test_resume_dtype_check_passes_the_same_dtype_and_runs_without_one(tmp_path):
+    for name, versions in (("same", {"dtype": "float32"}), ("none", {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"versions": versions}))
+    runs.check_resume_dtype([tmp_path / "same", tmp_path / "none"], "float32",
+                            "float32 (why)")
+    with pytest.raises(PrefixoptError, match="trained in float32 and this job resolves to "
+                       "bfloat16"):
+        runs.check_resume_dtype([tmp_path / "same"], "bfloat16", "bfloat16 (why)")
 
 
 RUN_EVAL_CASES = {

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefixopt import device
+from prefixopt import device, runs
 from prefixopt.engines import build
 from prefixopt.engines.resolved import ResolvedEngine
 from prefixopt.commands.common import err_console, out_console
@@ -106,13 +106,17 @@ def _header(command: str, cfg: EngineConfig, run_dir: Path | None,
 @contextlib.contextmanager
 def engine_session(command: str, cfg: EngineConfig, run_dir: Path | None,
                    verbose: bool = False, model_path: str = "", notes: Sequence[str] = (),
-                   evaluations: int | None = None,
+                   evaluations: int | None = None, resumes: Sequence[Path] = (),
                    **engine_args: Any) -> Iterator[tuple[Any, float]]:
     """Header, then the job's ONE engine with its output in RUN/engine.log: (engine, start s).
     model_path: what build.check_engine located (the engine is resolved once, from it);
-    evaluations: the job's question evaluations left (eager or compiled: resolved.vllm_eager)."""
+    evaluations: the job's question evaluations left (eager or compiled: resolved.vllm_eager);
+    resumes: the runs whose training continues on this engine (the same dtype:
+    runs.check_resume_dtype)."""
 
     resolved = build.resolve(cfg, model_path, evaluations) if cfg.kind == "vllm" else None
+    if resolved is not None:
+        runs.check_resume_dtype(resumes, resolved.dtype, resolved.dtype_why)
     header(command, cfg, run_dir, resolved, notes)
     if cfg.kind == "synthetic":  # nothing to silence
         yield build.make_engine(cfg, run_dir=run_dir, **engine_args)

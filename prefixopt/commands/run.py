@@ -16,6 +16,7 @@ from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.evaluate import print_eval
 from prefixopt.commands.options import EVAL, JOB, MDE, TRAIN, eval_options, with_options
 from prefixopt.commands.train import print_train, progress_bar, train_job
+from prefixopt.learn.job import training_resumes
 from prefixopt import pipeline
 
 
@@ -42,6 +43,7 @@ def register(app: typer.Typer) -> None:
             with engine_session("run", job.cfg.engine, job.run_dir,
                                 values["verbose"], model_path=job.model_path, notes=notes,
                                 evaluations=estimate.evaluations(est),
+                                resumes=training_resumes(job),
                                 people=job.people, seed=job.cfg.seed) as (eng, s), \
                     progress_bar(job.cfg.iterations, "train", quiet) as update:
                 budget.record_start(job.run_dir, first, s)

@@ -21,6 +21,7 @@ from prefixopt.commands import estimate
 from prefixopt.commands.common import err_console, out_console, print_json
 from prefixopt.commands.enginelog import engine_session
 from prefixopt.commands.options import STUDY, with_options
+from prefixopt.learn.job import training_resumes
 from prefixopt.study import grid as st
 from prefixopt.study.spec import load_spec
 
@@ -87,7 +88,10 @@ def _vllm_session(verbose: bool, evaluations: int):
     (all models together, at least each model's share: a study of several models may compile
     one that has less to do)."""
     def session(plan, ecfg) -> contextlib.AbstractContextManager:
-        return engine_session("study", ecfg, plan.study_dir, verbose, evaluations=evaluations)
+        resumes = [d for c in plan.cells if c.cfg.engine == ecfg
+                   for d in training_resumes(plan.jobs[c.id])]  # this engine's half-trained runs
+        return engine_session("study", ecfg, plan.study_dir, verbose, evaluations=evaluations,
+                              resumes=resumes)
 
     return session
 

@@ -23,7 +23,7 @@ from prefixopt.config import TrainConfig, from_dict, to_dict
 from prefixopt.config_file import SEED_IGNORED_KEYS, train_config_from_mapping
 from prefixopt.errors import PrefixoptError
 from prefixopt.learn import simulate as sim
-from prefixopt.learn.job import prepare_train, run_train
+from prefixopt.learn.job import prepare_train, run_train, training_resumes
 
 D = TrainConfig()  # defaults shown in --help come from config.py, the one place they live
 ENGINE_KEYS = {f.name for f in dataclasses.fields(D.engine)} - {"seed"}
@@ -138,6 +138,7 @@ def register(app: typer.Typer) -> None:
         with engine_session("train", job.cfg.engine, job.run_dir,
                             values["verbose"], model_path=job.model_path, notes=notes,
                             evaluations=estimate.evaluations(est),
+                            resumes=training_resumes(job),
                             people=job.people, seed=job.cfg.seed) as (eng, s), \
                 progress_bar(job.cfg.iterations, "train", quiet) as update:
             budget.record_start(job.run_dir, "train", s)

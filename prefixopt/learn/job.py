@@ -97,3 +97,10 @@ def train_done(job: TrainJob) -> bool:
     if "finished" in state:  # halving / ttts: the learner says when its budget is spent
         return bool(state["finished"])
     return int(state["iteration"]) + 1 >= job.cfg.iterations
+
+
+def training_resumes(job: TrainJob) -> list[Path]:
+    """[the run] when its training continues steps kept from an earlier start, else []: what
+    must keep that start's dtype (enginelog.engine_session, runs.check_resume_dtype)."""
+    kept = job.resume and runs.has_checkpoint(job.run_dir)
+    return [job.run_dir] if kept and not train_done(job) else []
