@@ -171,6 +171,8 @@ def test_eval_real_engine_tiny_split(sim_run, real_engine):
     assert set(rows["pred"].unique()) <= {"A", "B", "C", "D", "E"}
     assert rows["margin"].is_finite().all()
     assert "engine_start_s" not in res.timings and res.timings["score_s"] > 0
+    # the eval's own numerics, recorded (its training may have run in another dtype)
+    assert runs.read_config(sim_run)["evals"][res.name]["dtype"] == real_engine.info()["dtype"]
 
 
 def test_existing_eval_is_not_overwritten(sim_run):
@@ -234,7 +236,8 @@ def test_eval_drops_questions_that_are_not_held_out(tmp_path):
     inputs = heldout.eval_inputs(heldout.config_for_run(run, overwrite=True), run)
     assert inputs.fewshot.ids == recorded and held == {**inputs.held_out, "split": "test",
                                                        "num_questions": 20,
-                                                       "budget": held["budget"]}  # test_budget
+                                                       "budget": held["budget"],  # test_budget
+                                                       "dtype": None}  # synthetic: no dtype
 
 
 def test_eval_of_a_run_without_recorded_fewshot_falls_back(sim_run, bench_dir):

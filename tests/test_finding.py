@@ -100,6 +100,7 @@ def test_summary_has_every_key_with_its_type(planted):
         assert 0 < r["question_evaluations"] <= 512 and _is(r["top_person"], str)
         assert _is(r["top_confidence"], float) and 0 <= r["top_confidence"] <= 1
         assert r["top_confidence_kind"] in ("beta_posterior", "paired")
+        assert r["train_dtype"] is None and r["eval_dtype"] is None  # synthetic: no dtype
     ev = s["eval"]
     assert ev["num_questions"] == 150 and _is(ev["no_prefix_accuracy"], float)
     for p in ev["prefixes"]:
@@ -265,3 +266,15 @@ def test_plain_prompt_sentence_follows_its_rule():
     assert s.endswith("so the people do worse than a plain prompt.")
     assert finding_md.plain_prompt_sentence(  # the synthetic engine: the null measured nothing
         _plain_ev((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), identical=True), "halving") == ""
+
+
+def test_paragraph_names_the_dtypes_of_a_real_engine(planted):
+    """The numerics open the paragraph for a vLLM study: one dtype, or both when a cell's eval
+    ran in another dtype than the training; a synthetic study names none."""
+    _, _, s = planted
+    assert "synthetic engine)" in finding_md.paragraph(s)
+    real = {**s, "engine": "vllm", "runs": [{**r, "train_dtype": "bfloat16",
+                                             "eval_dtype": "bfloat16"} for r in s["runs"]]}
+    assert "(vllm engine, bfloat16)" in finding_md.paragraph(real)
+    real["runs"][1] = {**real["runs"][1], "eval_dtype": "float32"}
+    assert "(vllm engine, bfloat16 and float32)" in finding_md.paragraph(real)

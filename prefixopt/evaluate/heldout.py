@@ -293,6 +293,7 @@ def finish(inputs: EvalInputs, prefixes_etc, requests, responses, answers,
     spent = sum(timings.get(k, 0.0) for k in ("load_s", "render_s", "score_s"))
     runs.record_eval(run_dir, inputs.name, {"split": inputs.split, **held,
                                             "num_questions": len(questions),
+                                            "dtype": engine.info().get("dtype"),  # may differ
                                             "budget": budget.from_responses(
                                                 work, spent + time.perf_counter() - t0)})
     runs.write_eval(run_dir, inputs.name, rows, summary)

@@ -92,7 +92,12 @@ def run_entry(run_dir: Path, cell: dict[str, Any], label: str) -> dict[str, Any]
             "iterations": int(ckpt["iteration"]) + 1,
             "question_evaluations": int(ckpt["evaluations"]),
             "top_person": str(people.frame["name"][top]), "top_person_id": top_id,
-            "top_confidence": conf, "top_confidence_kind": meta.get("top_confidence_kind")}
+            "top_confidence": conf, "top_confidence_kind": meta.get("top_confidence_kind"),
+            # the numerics: --dtype auto resolves per CPU, and a cell's eval may run on another
+            # machine than its training (None: a synthetic engine, or an eval before this key)
+            "train_dtype": meta.get("versions", {}).get("dtype"),
+            "eval_dtype": meta.get("evals", {}).get(cell["evals"][cell["benchmark"]], {}
+                                                   ).get("dtype")}
 
 
 def _row(s: dict[str, Any], label: str, learner: str | None) -> dict[str, Any]:

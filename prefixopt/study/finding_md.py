@@ -234,7 +234,11 @@ def paragraph(summary: dict[str, Any]) -> str:
     """The finding in one paragraph, every sentence chosen by RULES from the numbers."""
     ev = summary["eval"]
     labels = list(ev["per_learner"])
-    head = (f"On {summary['benchmark']} with {summary['model']} ({summary['engine']} engine), "
+    dtypes = sorted({d for r in summary["runs"] for d in (r.get("train_dtype"),
+                                                            r.get("eval_dtype")) if d})
+    numerics = f", {' and '.join(dtypes)}" if summary["engine"] == "vllm" and dtypes else ""
+    head = (f"On {summary['benchmark']} with {summary['model']} ({summary['engine']} engine"
+            f"{numerics}), "
             f"no prefix answered {pts(ev['no_prefix_accuracy'], False)}% of "
             f"{ev['num_questions']:,} held-out questions.")
     said = [learned_sentence(ev, lab, lab == summary["primary_learner"]) for lab in labels]
